@@ -1,0 +1,79 @@
+import type { BackendKind } from '../providers/model-provider.js';
+
+/** Typed, validated, defaults-applied configuration. The only shape the rest of the app reads. */
+export interface ModelConfig {
+  id: string;
+  /** In-process kinds: file (GGUF) or folder (ONNX pipeline), relative to the config file's folder. */
+  path: string | null;
+  /** Name at a remote backend when it differs from id (Ollama tag, served model name). */
+  upstreamName: string | null;
+  purpose: string | null;
+  preload: boolean;
+  pin: boolean;
+  /** null → eviction.idleUnloadS; 0 → never idle-evicted. */
+  idleUnloadS: number | null;
+  /** llama-cpp: context size in tokens. */
+  contextSize: number | null;
+  /** Allow embeddings for a llama-cpp model. */
+  embeddings: boolean;
+}
+
+export interface BackendConfig {
+  name: string;
+  type: BackendKind;
+  url: string | null;
+  /** Bearer token sent to a remote backend (openai kinds). */
+  apiKey: string | null;
+  probeTimeoutMs: number;
+  probeCacheMs: number;
+  /** Consecutive failed probes before a remote backend is `unavailable`. */
+  failureThreshold: number;
+  /** Timeout for a proxied inference request. */
+  requestTimeoutMs: number;
+  /** In-process CPU threads; null → cores actually available. */
+  threads: number | null;
+  models: ModelConfig[];
+}
+
+export interface BusTopics {
+  request: string;
+  response: string;
+  status: string;
+}
+
+export interface AppConfig {
+  /** Folder of the config file (or cwd); relative model paths resolve against it. */
+  baseDir: string;
+  /** Where generated demo models live. */
+  dataDir: string;
+  /** true when no config file was given and the embedded demo runs. */
+  demo: boolean;
+  logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  server: {
+    host: string;
+    port: number;
+    adminToken: string | null;
+    apiKey: string | null;
+    bodyLimitBytes: number;
+    /** Bound on draining in-flight requests at shutdown. */
+    shutdownDrainS: number;
+  };
+  eviction: {
+    idleUnloadS: number;
+    checkIntervalS: number;
+    maxLoadedModels: number;
+    memoryBudgetMb: number;
+  };
+  bus: {
+    enabled: boolean;
+    transport: 'mqtt' | 'zenoh';
+    url: string;
+    heartbeatS: number;
+    topics: BusTopics;
+    connectTimeoutMs: number;
+  };
+  backends: BackendConfig[];
+}
+
+/** DI token for AppConfig (an interface cannot be a token). */
+export const APP_CONFIG = Symbol('APP_CONFIG');

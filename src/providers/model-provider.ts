@@ -1,0 +1,118 @@
+/**
+ * The contract between the control plane and one backend (DESIGN.md §ModelProvider).
+ * One instance per configured backend. In-process kinds hold native handles; remote kinds
+ * speak HTTP and map the server's OWN load-state signal (CONTRACTS.md) to model states.
+ */
+import type {
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  CompletionChunk,
+  CompletionRequest,
+  CompletionResponse,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  ImageGenerationRequest,
+  ImageGenerationResponse,
+} from './openai-types.js';
+
+export const BACKEND_KINDS = ['llama-cpp', 'onnx-image', 'llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
+export const REMOTE_KINDS: readonly BackendKind[] = ['llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'];
+
+/** What a model is for; the Models-app shows it. Free text beyond these well-known values. */
+export type ModelPurpose = 'chat' | 'embedding' | 'image-generation' | 'vision' | 'code' | 'text-to-speech' | string;
+
+/** Load state as observed from the runtime that holds the model. */
+export type ObservedState = 'loaded' | 'loading' | 'unloaded' | 'unknown';
+
+/** A model this backend can serve (configured or discovered), independent of load state. */
+export interface ModelDescriptor {
+  /** modelplane id: what clients send as `model`. */
+  id: string;
+  /** Name at the backend (Ollama tag, served model name); equals id when not mapped. */
+  upstreamName: string;
+  purpose: ModelPurpose;
+  /** Expected resident size in bytes before loading (from file size or metadata); null when unknown. */
+  expectedSizeBytes: number | null;
+  details: Record<string, unknown>;
+}
+
+/** One model as its runtime reports it right now. */
+export interface ObservedModel {
+  id: string;
+  state: ObservedState;
+  sizeBytes: number | null;
+  vramBytes: number | null;
+  ramBytes: number | null;
+  /** ISO time the backend will drop it on its own (Ollama keep_alive), else null. */
+  expiresAt: string | null;
+  /** Idle seconds the backend itself reports (rknn-sd `idle_seconds`), else null. */
+  backendIdleSeconds: number | null;
+  details: Record<string, unknown>;
+  /** How we know: 'handle', 'GET /api/ps', 'GET /health', ... */
+  observedVia: string;
+}
+
+/** The result of one probe of a backend. A dead backend is reported, never skipped. */
+export interface Observation {
+  reachable: boolean;
+  /** Error text when the probe failed (timeout, refused, bad status). */
+  error: string | null;
+  models: ObservedModel[];
+  /** Readiness hint from the probe itself: e.g. llama-server 503 "Loading model" → 'loading'. */
+  serverState: 'ok' | 'loading' | 'error';
+}
+
+export interface ProviderCapabilities {
+  /** The backend tells whether weights are in memory. false → state 'unknown' (sd-cpp). */
+  canObserveLoadState: boolean;
+  canUnload: boolean;
+  canLoad: boolean;
+  /** Backend is remote and needs periodic probes for readiness. */
+  remote: boolean;
+}
+
+export interface UnloadResult {
+  wasLoaded: boolean;
+  /** Size the model was expected to occupy, bytes (null when unknown). */
+  expectedFreedBytes: number | null;
+}
+
+/**
+ * Contract per method (callers rely on all of these):
+ * - init: resolves when the backend can serve (binding loaded / server reachable); rejects with
+ *   the reason otherwise. Never called twice.
+ * - descriptors: the catalog, cheap and synchronous; remote kinds refresh it from probes.
+ * - observe: what is REALLY loaded. Must settle within `signal` (aborted at the probe timeout);
+ *   must not throw for an unreachable backend: it returns reachable:false with the error.
+ * - load: idempotent and single-flight per model: concurrent callers share one load. Resolves when
+ *   the model can serve. Rejects (ModelLoadFailedError / UpstreamError) on failure; request-scoped.
+ * - unload: idempotent, best-effort; ALWAYS clears any in-process handle even when disposal throws.
+ *   Throws UnloadUnsupportedError when capabilities.canUnload is false.
+ * - inference methods: only those the backend supports are present. Failures are request-scoped
+ *   (AppError subclasses); they never touch readiness.
+ * - dispose: frees everything at shutdown.
+ */
+export interface ModelProvider {
+  readonly kind: BackendKind;
+  readonly backendName: string;
+  /** Base URL for remote kinds, null in-process. */
+  readonly url: string | null;
+  readonly capabilities: ProviderCapabilities;
+
+  init(): Promise<void>;
+  descriptors(): ModelDescriptor[];
+  observe(signal: AbortSignal): Promise<Observation>;
+  load(modelId: string, signal?: AbortSignal): Promise<void>;
+  unload(modelId: string): Promise<UnloadResult>;
+  dispose(): Promise<void>;
+
+  chatCompletion?(modelId: string, req: ChatCompletionRequest, signal: AbortSignal): Promise<ChatCompletionResponse>;
+  chatCompletionStream?(modelId: string, req: ChatCompletionRequest, signal: AbortSignal): AsyncIterable<ChatCompletionChunk>;
+  completion?(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse>;
+  completionStream?(modelId: string, req: CompletionRequest, signal: AbortSignal): AsyncIterable<CompletionChunk>;
+  embeddings?(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse>;
+  generateImages?(modelId: string, req: ImageGenerationRequest, signal: AbortSignal): Promise<ImageGenerationResponse>;
+}
