@@ -72,27 +72,44 @@ export class BackendUnavailableError extends AppError {
 
 export class InsufficientMemoryError extends AppError {
   constructor(model: string, reason: string) {
-    super(503, 'insufficient_memory', `Cannot load '${model}': ${reason}`, { model, reason }, 'unavailable_error', null, {
-      'retry-after': '5',
-    });
+    super(
+      503,
+      'insufficient_memory',
+      `Cannot load '${model}': ${reason}`,
+      { model, reason },
+      'unavailable_error',
+      null,
+      {
+        'retry-after': '5',
+      },
+    );
   }
 }
 
 export class UnloadUnsupportedError extends AppError {
   constructor(model: string, backendType: string) {
-    super(409, 'unload_unsupported', `Backend type '${backendType}' cannot unload '${model}'`, { model, backend_type: backendType });
+    super(409, 'unload_unsupported', `Backend type '${backendType}' cannot unload '${model}'`, {
+      model,
+      backend_type: backendType,
+    });
   }
 }
 
 export class UpstreamError extends AppError {
   constructor(backend: string, message: string, upstreamStatus: number | null = null) {
-    super(502, 'upstream_error', `Upstream '${backend}' failed: ${message}`, { backend, upstream_status: upstreamStatus });
+    super(502, 'upstream_error', `Upstream '${backend}' failed: ${message}`, {
+      backend,
+      upstream_status: upstreamStatus,
+    });
   }
 }
 
 export class UpstreamTimeoutError extends AppError {
   constructor(backend: string, timeoutMs: number) {
-    super(504, 'upstream_timeout', `Upstream '${backend}' did not answer within ${timeoutMs} ms`, { backend, timeout_ms: timeoutMs });
+    super(504, 'upstream_timeout', `Upstream '${backend}' did not answer within ${timeoutMs} ms`, {
+      backend,
+      timeout_ms: timeoutMs,
+    });
   }
 }
 

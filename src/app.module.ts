@@ -1,0 +1,29 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
+import { BackendStateModule } from './backend-state/backend-state.module.js';
+import type { Clock } from './common/clock.js';
+import { CommonModule } from './common/common.module.js';
+import type { AppConfig } from './config/app-config.js';
+import { ConfigModule } from './config/config.module.js';
+import { HealthModule } from './health/health.module.js';
+
+export interface AppModuleOptions {
+  config: AppConfig;
+  clock?: Clock;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot({ config, clock }: AppModuleOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        CommonModule.forRoot(clock),
+        ScheduleModule.forRoot(),
+        BackendStateModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Loads modelplane.yaml (path from --config or MODELPLANE_CONFIG), applies env overrides,
+ * validates everything at once and maps it to the typed AppConfig. Every bad field is
+ * reported (path, value, rule) so one boot attempt shows all mistakes.
+ */
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { FieldIssue } from '../common/errors.js';
+import { flattenValidationErrors } from '../common/validation.js';
+import { type BackendKind, REMOTE_KINDS } from '../providers/model-provider.js';
+import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
+import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
+import { demoBackends } from './demo-config.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: FieldIssue[],
+  ) {
+    super(
+      `Invalid configuration (${source}):\n` +
+        issues.map((i) => `  - ${i.field} = ${JSON.stringify(i.value)}: ${i.message} [${i.rule}]`).join('\n'),
+    );
+  }
+}
+
+export interface LoadConfigInput {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+type Raw = Record<string, unknown>;
+
+/** `--config path` or `--config=path`, else MODELPLANE_CONFIG, else null (demo). */
+export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') return argv[i + 1] ?? '';
+    if (arg.startsWith('--config=')) return arg.slice('--config='.length);
+  }
+  return env.MODELPLANE_CONFIG && env.MODELPLANE_CONFIG.length > 0 ? env.MODELPLANE_CONFIG : null;
+}
+
+export function loadConfig({ argv, env, cwd }: LoadConfigInput): AppConfig {
+  const path = configPathFrom(argv, env);
+  const source = path === null ? 'embedded demo config' : resolve(cwd, path);
+  const raw = path === null ? {} : readYaml(source);
+  const issues: FieldIssue[] = [];
+  applyEnvOverrides(raw, env, issues);
+
+  const schema = plainToInstance(ConfigSchema, raw);
+  const errors = validateSync(schema, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
+  issues.push(...flattenValidationErrors(errors));
+  issues.push(...crossFieldIssues(raw));
+  if (issues.length > 0) throw new ConfigError(source, issues);
+
+  const baseDir = path === null ? cwd : dirname(source);
+  return toAppConfig(raw, { baseDir, demo: path === null, cwd });
+}
+
+function readYaml(file: string): Raw {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ field: '(file)', value: file, rule: 'readable', message: (err as Error).message }]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(file, [{ field: '(file)', value: file, rule: 'yaml', message: (err as Error).message }]);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(file, [{ field: '(root)', value: parsed, rule: 'isObject', message: 'must be a mapping' }]);
+  }
+  return parsed as Raw;
+}
+
+const ENV_OVERRIDES: { env: string; path: [string, string]; kind: 'string' | 'number' | 'boolean' }[] = [
+  { env: 'MODELPLANE_HOST', path: ['server', 'host'], kind: 'string' },
+  { env: 'MODELPLANE_PORT', path: ['server', 'port'], kind: 'number' },
+  { env: 'MODELPLANE_ADMIN_TOKEN', path: ['server', 'admin_token'], kind: 'string' },
+  { env: 'MODELPLANE_API_KEY', path: ['server', 'api_key'], kind: 'string' },
+  { env: 'MODELPLANE_IDLE_UNLOAD_S', path: ['eviction', 'idle_unload_s'], kind: 'number' },
+  { env: 'MODELPLANE_CHECK_INTERVAL_S', path: ['eviction', 'check_interval_s'], kind: 'number' },
+  { env: 'MODELPLANE_BUS_ENABLED', path: ['bus', 'enabled'], kind: 'boolean' },
+  { env: 'MODELPLANE_BUS_URL', path: ['bus', 'url'], kind: 'string' },
+];
+
+function applyEnvOverrides(raw: Raw, env: NodeJS.ProcessEnv, issues: FieldIssue[]): void {
+  for (const o of ENV_OVERRIDES) {
+    const value = env[o.env];
+    if (value === undefined || value === '') continue;
+    const [section, key] = o.path;
+    const target = (raw[section] ??= {});
+    if (typeof target !== 'object' || target === null || Array.isArray(target)) continue;
+    const converted = convertEnv(value, o.kind);
+    if (converted === undefined) {
+      issues.push({ field: o.env, value, rule: `is${o.kind}`, message: `must be a ${o.kind}` });
+      continue;
+    }
+    (target as Raw)[key] = converted;
+  }
+  const level = env.MODELPLANE_LOG_LEVEL;
+  if (level !== undefined && level !== '') raw.log_level = level;
+}
+
+function convertEnv(value: string, kind: 'string' | 'number' | 'boolean'): string | number | boolean | undefined {
+  if (kind === 'string') return value;
+  if (kind === 'number') {
+    const n = Number(value);
+    return value.trim() !== '' && Number.isFinite(n) ? n : undefined;
+  }
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  return undefined;
+}
+
+function asArray(value: unknown): Raw[] {
+  return Array.isArray(value) ? value.filter((v): v is Raw => typeof v === 'object' && v !== null) : [];
+}
+
+function crossFieldIssues(raw: Raw): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const names = new Map<unknown, number>();
+  const modelIds = new Map<unknown, string>();
+  asArray(raw.backends).forEach((b, i) => {
+    const at = `backends[${i}]`;
+    if (names.has(b.name)) {
+      issues.push({
+        field: `${at}.name`,
+        value: b.name,
+        rule: 'unique',
+        message: `duplicate backend name (also backends[${names.get(b.name)}])`,
+      });
+    } else {
+      names.set(b.name, i);
+    }
+    const remote = REMOTE_KINDS.includes(b.type as BackendKind);
+    if (remote && (typeof b.url !== 'string' || b.url.length === 0)) {
+      issues.push({
+        field: `${at}.url`,
+        value: b.url,
+        rule: 'required',
+        message: `url is required for backend type '${String(b.type)}'`,
+      });
+    }
+    if (!remote && b.url !== undefined && typeof b.type === 'string' && !REMOTE_KINDS.includes(b.type as BackendKind)) {
+      issues.push({
+        field: `${at}.url`,
+        value: b.url,
+        rule: 'forbidden',
+        message: `in-process backend type '${b.type}' takes no url`,
+      });
+    }
+    asArray(b.models).forEach((m, j) => {
+      const mat = `${at}.models[${j}]`;
+      if (modelIds.has(m.id)) {
+        issues.push({
+          field: `${mat}.id`,
+          value: m.id,
+          rule: 'unique',
+          message: `duplicate model id (also ${modelIds.get(m.id)})`,
+        });
+      } else {
+        modelIds.set(m.id, mat);
+      }
+      if (!remote && (typeof m.path !== 'string' || m.path.length === 0)) {
+        issues.push({
+          field: `${mat}.path`,
+          value: m.path,
+          rule: 'required',
+          message: `path is required for in-process backend type '${String(b.type)}'`,
+        });
+      }
+    });
+  });
+  return issues;
+}
+
+function num(value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback;
+}
+function str(value: unknown): string | null {
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+function bool(value: unknown, fallback: boolean): boolean {
+  return typeof value === 'boolean' ? value : fallback;
+}
+function section(raw: Raw, key: string): Raw {
+  const v = raw[key];
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Raw) : {};
+}
+
+function toModel(m: ModelSchema | Raw): ModelConfig {
+  const r = m as Raw;
+  return {
+    id: String(r.id),
+    path: str(r.path),
+    upstreamName: str(r.upstream),
+    purpose: str(r.purpose),
+    preload: bool(r.preload, false),
+    pin: bool(r.pin, false),
+    idleUnloadS: typeof r.idle_unload_s === 'number' ? r.idle_unload_s : null,
+    contextSize: typeof r.context_size === 'number' ? r.context_size : null,
+    embeddings: bool(r.embeddings, false),
+  };
+}
+
+function toBackend(b: BackendSchema | Raw): BackendConfig {
+  const r = b as Raw;
+  return {
+    name: String(r.name),
+    type: r.type as BackendKind,
+    url: str(r.url)?.replace(/\/+$/, '') ?? null,
+    apiKey: str(r.api_key),
+    probeTimeoutMs: num(r.probe_timeout_ms, 1500),
+    probeCacheMs: num(r.probe_cache_ms, 1000),
+    failureThreshold: num(r.failure_threshold, 3),
+    requestTimeoutMs: num(r.request_timeout_ms, 300_000),
+    threads: typeof r.threads === 'number' ? r.threads : null,
+    models: asArray(r.models).map(toModel),
+  };
+}
+
+function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: string }): AppConfig {
+  const server = section(raw, 'server');
+  const eviction = section(raw, 'eviction');
+  const bus = section(raw, 'bus');
+  const topics = section(bus, 'topics');
+  const dataDirRaw = str(raw.data_dir) ?? 'data';
+  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(where.baseDir, dataDirRaw);
+  return {
+    baseDir: where.baseDir,
+    dataDir,
+    demo: where.demo,
+    logLevel: (str(raw.log_level) ?? 'log') as AppConfig['logLevel'],
+    server: {
+      host: str(server.host) ?? '127.0.0.1',
+      port: num(server.port, 8080),
+      adminToken: str(server.admin_token),
+      apiKey: str(server.api_key),
+      bodyLimitBytes: num(server.body_limit_bytes, 10 * 1024 * 1024),
+      shutdownDrainS: num(server.shutdown_drain_s, 10),
+    },
+    eviction: {
+      idleUnloadS: num(eviction.idle_unload_s, 600),
+      checkIntervalS: num(eviction.check_interval_s, 60),
+      maxLoadedModels: num(eviction.max_loaded_models, 0),
+      memoryBudgetMb: num(eviction.memory_budget_mb, 0),
+    },
+    bus: {
+      enabled: bool(bus.enabled, false),
+      transport: (str(bus.transport) ?? 'mqtt') as 'mqtt' | 'zenoh',
+      url: str(bus.url) ?? 'mqtt://127.0.0.1:1883',
+      heartbeatS: num(bus.heartbeat_s, 5),
+      connectTimeoutMs: num(bus.connect_timeout_ms, 5000),
+      topics: {
+        request: str(topics.request) ?? 'local/llm/request',
+        response: str(topics.response) ?? 'local/llm/response',
+        status: str(topics.status) ?? 'local/llm/status',
+      },
+    },
+    backends: where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend),
+  };
+}

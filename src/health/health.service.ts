@@ -1,0 +1,83 @@
+import { Injectable } from '@nestjs/common';
+import { BackendStateService } from '../backend-state/backend-state.service.js';
+import type { Readiness } from '../backend-state/readiness.js';
+import { Clock } from '../common/clock.js';
+
+export interface BackendHealth {
+  kind: string;
+  readiness: Readiness;
+  reason: string | null;
+  backend_initialized: boolean;
+  last_transition_ms: number;
+}
+
+export interface ModelHealth {
+  state: string;
+  idle_seconds: number | null;
+  idle_unload_threshold_s: number | null;
+  unloads_in_s: number | null;
+  in_flight: number;
+}
+
+export interface HealthSnapshot {
+  service: 'modelplane';
+  status: Readiness;
+  readiness: Readiness;
+  reason: string | null;
+  backend_initialized: boolean;
+  last_transition_ms: number;
+  timestamp_ms: number;
+  uptime_s: number;
+  backends: Record<string, BackendHealth>;
+  models: Record<string, ModelHealth>;
+  [extra: string]: unknown;
+}
+
+/** Something that adds a section to GET /health (models, bus). Registered at start-up. */
+export type HealthContribution = () => Record<string, unknown>;
+
+/** The one snapshot behind GET /health, /health/ready and the bus heartbeat. */
+@Injectable()
+export class HealthService {
+  private readonly contributions = new Map<string, HealthContribution>();
+  private readonly startedMs: number;
+
+  constructor(
+    private readonly backendState: BackendStateService,
+    private readonly clock: Clock,
+  ) {
+    this.startedMs = clock.nowMs();
+  }
+
+  contribute(section: string, contribution: HealthContribution): void {
+    this.contributions.set(section, contribution);
+  }
+
+  snapshot(): HealthSnapshot {
+    const state = this.backendState.snapshot();
+    const backends: Record<string, BackendHealth> = {};
+    for (const b of state.backends) {
+      backends[b.name] = {
+        kind: b.kind,
+        readiness: b.readiness,
+        reason: b.reason,
+        backend_initialized: b.backend_initialized,
+        last_transition_ms: b.last_transition_ms,
+      };
+    }
+    const snapshot: HealthSnapshot = {
+      service: 'modelplane',
+      status: state.readiness,
+      readiness: state.readiness,
+      reason: state.reason,
+      backend_initialized: state.backend_initialized,
+      last_transition_ms: state.last_transition_ms,
+      timestamp_ms: this.clock.epochMs(),
+      uptime_s: Math.round((this.clock.nowMs() - this.startedMs) / 1000),
+      backends,
+      models: {},
+    };
+    for (const [section, contribution] of this.contributions) snapshot[section] = contribution();
+    return snapshot;
+  }
+}

@@ -1,0 +1,59 @@
+/** Starts the real app on a random loopback port, configured through the real YAML loader. */
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { createApp } from '../../src/app.factory.js';
+import type { Clock } from '../../src/common/clock.js';
+import type { AppConfig } from '../../src/config/app-config.js';
+import { loadConfig } from '../../src/config/config.loader.js';
+
+export interface RunningApp {
+  app: NestFastifyApplication;
+  url: string;
+  config: AppConfig;
+  close(): Promise<void>;
+}
+
+/** Writes `yaml` (an object) to a temp modelplane.yaml and loads it like `--config` would. */
+export function configFrom(yaml: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): AppConfig {
+  const dir = mkdtempSync(join(tmpdir(), 'modelplane-'));
+  const file = join(dir, 'modelplane.yaml');
+  writeFileSync(file, stringify(yaml));
+  return loadConfig({ argv: ['--config', file], env, cwd: dir });
+}
+
+export async function startApp(
+  yaml: Record<string, unknown>,
+  options: { clock?: Clock; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningApp> {
+  const config = configFrom({ server: { host: '127.0.0.1', port: 0 }, ...yaml }, options.env);
+  const app = await createApp(config, { clock: options.clock, logger: false });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.getHttpServer().address() as { port: number };
+  return { app, url: `http://127.0.0.1:${address.port}`, config, close: () => app.close() };
+}
+
+export async function getJson(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // non-JSON bodies are returned as text so the assertion shows them
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): ReturnType<typeof getJson> {
+  return getJson(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+}
