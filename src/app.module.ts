@@ -5,7 +5,9 @@ import type { Clock } from './common/clock.js';
 import { CommonModule } from './common/common.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
+import { EvictionModule } from './eviction/eviction.module.js';
 import { HealthModule } from './health/health.module.js';
+import { InferenceModule } from './inference/inference.module.js';
 
 export interface AppModuleOptions {
   config: AppConfig;
@@ -23,6 +25,8 @@ export class AppModule {
         ScheduleModule.forRoot(),
         BackendStateModule,
         HealthModule,
+        EvictionModule,
+        InferenceModule,
       ],
     };
   }

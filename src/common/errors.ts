@@ -150,3 +150,17 @@ export class ServiceShuttingDownError extends AppError {
     super(503, 'shutting_down', 'The server is shutting down', {}, 'unavailable_error', null, { 'retry-after': '5' });
   }
 }
+
+export class ModelBusyError extends AppError {
+  constructor(model: string, inFlight: number) {
+    super(
+      409,
+      'model_busy',
+      `Model '${model}' still has ${inFlight} request(s) in flight; not unloaded`,
+      { model, in_flight: inFlight },
+      'conflict_error',
+      null,
+      { 'retry-after': '5' },
+    );
+  }
+}

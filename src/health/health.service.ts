@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import type { Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
+import { ModelsService } from '../models/models.service.js';
 
 export interface BackendHealth {
   kind: string;
@@ -45,6 +46,7 @@ export class HealthService {
   constructor(
     private readonly backendState: BackendStateService,
     private readonly clock: Clock,
+    private readonly models: ModelsService,
   ) {
     this.startedMs = clock.nowMs();
   }
@@ -75,7 +77,7 @@ export class HealthService {
       timestamp_ms: this.clock.epochMs(),
       uptime_s: Math.round((this.clock.nowMs() - this.startedMs) / 1000),
       backends,
-      models: {},
+      models: this.models.healthModels(),
     };
     for (const [section, contribution] of this.contributions) snapshot[section] = contribution();
     return snapshot;

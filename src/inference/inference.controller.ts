@@ -1,0 +1,83 @@
+import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiKeyGuard } from '../common/auth.guards.js';
+import type { ChatCompletionRequest, CompletionRequest } from '../providers/openai-types.js';
+import { ProviderRegistry } from '../providers/provider-registry.service.js';
+import { ChatCompletionDto, CompletionDto, EmbeddingsDto, ImageGenerationDto } from './inference.dto.js';
+import { InferenceService } from './inference.service.js';
+import { abortOnDisconnect, writeSse } from './sse.js';
+
+interface ModelList {
+  object: 'list';
+  data: { id: string; object: 'model'; created: number; owned_by: string; purpose: string }[];
+}
+
+/** OpenAI-compatible routes. Thin: admission, leases and lazy load live in InferenceService. */
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class InferenceController {
+  private readonly startedS = Math.floor(Date.now() / 1000);
+
+  constructor(
+    private readonly inference: InferenceService,
+    private readonly registry: ProviderRegistry,
+  ) {}
+
+  /** What can be served (OpenAI semantics), not what is loaded: that is GET /api/models/loaded. */
+  @Get('models')
+  models(): ModelList {
+    return {
+      object: 'list',
+      data: this.registry.catalog().map((m) => ({
+        id: m.id,
+        object: 'model',
+        created: this.startedS,
+        owned_by: m.backend.name,
+        purpose: m.descriptor.purpose,
+      })),
+    };
+  }
+
+  @Post('chat/completions')
+  async chat(
+    @Body() dto: ChatCompletionDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const req: ChatCompletionRequest = { ...dto, max_tokens: dto.max_tokens ?? dto.max_completion_tokens };
+    const abort = abortOnDisconnect(reply);
+    if (req.stream) {
+      await writeSse(request, reply, await this.inference.chatCompletionStream(req, abort.signal), abort);
+      return;
+    }
+    await reply.send(await this.inference.chatCompletion(req, abort.signal));
+  }
+
+  @Post('completions')
+  async completions(
+    @Body() dto: CompletionDto,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const req: CompletionRequest = { ...dto, max_tokens: dto.max_tokens ?? dto.max_completion_tokens };
+    const abort = abortOnDisconnect(reply);
+    if (req.stream) {
+      await writeSse(request, reply, await this.inference.completionStream(req, abort.signal), abort);
+      return;
+    }
+    await reply.send(await this.inference.completion(req, abort.signal));
+  }
+
+  @Post('embeddings')
+  @HttpCode(200)
+  async embeddings(@Body() dto: EmbeddingsDto, @Res() reply: FastifyReply): Promise<void> {
+    const abort = abortOnDisconnect(reply);
+    await reply.send(await this.inference.embeddings(dto, abort.signal));
+  }
+
+  @Post('images/generations')
+  async images(@Body() dto: ImageGenerationDto, @Res() reply: FastifyReply): Promise<void> {
+    const abort = abortOnDisconnect(reply);
+    await reply.send(await this.inference.generateImages(dto, abort.signal));
+  }
+}

@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { ProvidersModule } from '../providers/providers.module.js';
+import { ModelLifecycleService } from './model-lifecycle.service.js';
+import { ModelsController } from './models.controller.js';
+import { ModelsService } from './models.service.js';
+import { ProbeService } from './probe.service.js';
+
+@Module({
+  imports: [ProvidersModule],
+  controllers: [ModelsController],
+  providers: [ModelLifecycleService, ModelsService, ProbeService],
+  exports: [ModelLifecycleService, ModelsService, ProvidersModule],
+})
+export class ModelsModule {}

@@ -1,0 +1,33 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
+import { APP_CONFIG, type AppConfig, type BackendConfig } from '../config/app-config.js';
+import type { BackendKind, ModelProvider } from './model-provider.js';
+
+type Builder = (backend: BackendConfig) => ModelProvider;
+
+/** Builds one provider per configured backend, by kind. */
+@Injectable()
+export class ProviderFactory {
+  private readonly builders: Record<BackendKind, Builder>;
+
+  constructor(@Inject(APP_CONFIG) _config: AppConfig, _clock: Clock) {
+    const missing =
+      (kind: string): Builder =>
+      () => {
+        throw new Error(`backend kind '${kind}' is not available in this build`);
+      };
+    this.builders = {
+      'llama-cpp': missing('llama-cpp'),
+      'onnx-image': missing('onnx-image'),
+      'llama-server': missing('llama-server'),
+      ollama: missing('ollama'),
+      openai: missing('openai'),
+      'rknn-sd': missing('rknn-sd'),
+      'sd-cpp': missing('sd-cpp'),
+    };
+  }
+
+  create(backend: BackendConfig): ModelProvider {
+    return this.builders[backend.type](backend);
+  }
+}
