@@ -1,27 +1,15 @@
 /** Starts the real app on a random loopback port, configured through the real YAML loader. */
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { createApp } from '../../src/app.factory.js';
 import type { Clock } from '../../src/common/clock.js';
 import type { AppConfig } from '../../src/config/app-config.js';
-import { loadConfig } from '../../src/config/config.loader.js';
+import { configFrom } from './config.js';
 
 export interface RunningApp {
   app: NestFastifyApplication;
   url: string;
   config: AppConfig;
   close(): Promise<void>;
-}
-
-/** Writes `yaml` (an object) to a temp modelplane.yaml and loads it like `--config` would. */
-export function configFrom(yaml: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): AppConfig {
-  const dir = mkdtempSync(join(tmpdir(), 'modelplane-'));
-  const file = join(dir, 'modelplane.yaml');
-  writeFileSync(file, stringify(yaml));
-  return loadConfig({ argv: ['--config', file], env, cwd: dir });
 }
 
 export async function startApp(
