@@ -16,7 +16,15 @@ import type {
   ImageGenerationResponse,
 } from './openai-types.js';
 
-export const BACKEND_KINDS = ['llama-cpp', 'onnx-image', 'llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'] as const;
+export const BACKEND_KINDS = [
+  'llama-cpp',
+  'onnx-image',
+  'llama-server',
+  'ollama',
+  'openai',
+  'rknn-sd',
+  'sd-cpp',
+] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
 export const REMOTE_KINDS: readonly BackendKind[] = ['llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'];
@@ -110,7 +118,11 @@ export interface ModelProvider {
   dispose(): Promise<void>;
 
   chatCompletion?(modelId: string, req: ChatCompletionRequest, signal: AbortSignal): Promise<ChatCompletionResponse>;
-  chatCompletionStream?(modelId: string, req: ChatCompletionRequest, signal: AbortSignal): AsyncIterable<ChatCompletionChunk>;
+  chatCompletionStream?(
+    modelId: string,
+    req: ChatCompletionRequest,
+    signal: AbortSignal,
+  ): AsyncIterable<ChatCompletionChunk>;
   completion?(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse>;
   completionStream?(modelId: string, req: CompletionRequest, signal: AbortSignal): AsyncIterable<CompletionChunk>;
   embeddings?(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse>;

@@ -40,7 +40,12 @@ export interface ChatCompletionResponse {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  choices: {
+    index: number;
+    message: { role: 'assistant'; content: string };
+    finish_reason: FinishReason;
+    logprobs: null;
+  }[];
   usage: Usage;
 }
 
@@ -49,7 +54,12 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason; logprobs: null }[];
+  choices: {
+    index: number;
+    delta: { role?: 'assistant'; content?: string };
+    finish_reason: FinishReason;
+    logprobs: null;
+  }[];
   usage?: Usage | null;
 }
 

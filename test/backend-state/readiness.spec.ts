@@ -30,7 +30,11 @@ describe(finalReadiness.name, () => {
   });
 
   it('is degraded naming the failed ids when some preloads failed', () => {
-    const result = finalReadiness({ initError: null, preloadFailures: [{ id: 'm2', reason: 'ENOENT' }], preloadCount: 2 });
+    const result = finalReadiness({
+      initError: null,
+      preloadFailures: [{ id: 'm2', reason: 'ENOENT' }],
+      preloadCount: 2,
+    });
     expect(result.readiness).toBe(Degraded);
     expect(result.reason).toContain('m2');
     expect(result.reason).toContain('ENOENT');
