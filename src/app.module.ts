@@ -5,6 +5,7 @@ import type { Clock } from './common/clock.js';
 import { CommonModule } from './common/common.module.js';
 import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
+import { EventsModule } from './events/events.module.js';
 import { EvictionModule } from './eviction/eviction.module.js';
 import { HealthModule } from './health/health.module.js';
 import { InferenceModule } from './inference/inference.module.js';
@@ -27,6 +28,7 @@ export class AppModule {
         HealthModule,
         EvictionModule,
         InferenceModule,
+        EventsModule,
       ],
     };
   }

@@ -1,0 +1,77 @@
+import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
+import { BackendStateService } from '../backend-state/backend-state.service.js';
+import { Clock } from '../common/clock.js';
+import { ModelLifecycleService } from '../models/model-lifecycle.service.js';
+import { ModelsService } from '../models/models.service.js';
+
+export interface StateEvent {
+  seq: number;
+  type: string;
+  at_ms: number;
+  [field: string]: unknown;
+}
+
+const HISTORY = 200;
+
+/**
+ * One stream of state changes (backend transitions, loads, unloads with freed memory, drift) for
+ * SSE clients and counters. Bounded history so a late subscriber can catch up.
+ */
+@Injectable()
+export class EventsService implements OnModuleInit, OnModuleDestroy {
+  private readonly emitter = new EventEmitter();
+  private readonly history: StateEvent[] = [];
+  private readonly counters = new Map<string, number>();
+  private readonly unsubscribers: (() => void)[] = [];
+  private seq = 0;
+
+  constructor(
+    private readonly backendState: BackendStateService,
+    private readonly lifecycle: ModelLifecycleService,
+    private readonly models: ModelsService,
+    private readonly clock: Clock,
+  ) {
+    this.emitter.setMaxListeners(1000);
+  }
+
+  onModuleInit(): void {
+    this.unsubscribers.push(
+      this.backendState.onTransition((e) => this.publish({ type: 'backend.transition', ...e })),
+      this.lifecycle.onEvent((e) => this.publish({ ...e })),
+      this.models.onDrift((e) => this.publish({ ...e })),
+    );
+  }
+
+  onModuleDestroy(): void {
+    for (const off of this.unsubscribers.splice(0)) off();
+    this.emitter.removeAllListeners();
+  }
+
+  publish(event: { type: string; at_ms?: number; [field: string]: unknown }): void {
+    const full: StateEvent = {
+      ...event,
+      seq: ++this.seq,
+      type: event.type,
+      at_ms: event.at_ms ?? this.clock.epochMs(),
+    };
+    const key = full.type === 'model.unloaded' ? `model.unloaded:${String(full.reason)}` : full.type;
+    this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
+    this.history.push(full);
+    if (this.history.length > HISTORY) this.history.shift();
+    this.emitter.emit('event', full);
+  }
+
+  since(seq: number): StateEvent[] {
+    return this.history.filter((e) => e.seq > seq);
+  }
+
+  counts(): ReadonlyMap<string, number> {
+    return this.counters;
+  }
+
+  subscribe(listener: (event: StateEvent) => void): () => void {
+    this.emitter.on('event', listener);
+    return () => this.emitter.off('event', listener);
+  }
+}
