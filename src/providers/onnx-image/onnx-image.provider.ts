@@ -1,0 +1,325 @@
+import { Logger } from '@nestjs/common';
+import { randomInt } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
+import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
+import type {
+  ModelDescriptor,
+  ModelProvider,
+  Observation,
+  ObservedModel,
+  ProviderCapabilities,
+  UnloadResult,
+} from '../model-provider.js';
+import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
+import { parseImageRequest, resolveGenerationParams } from './image-request.js';
+import type { Ort, OrtSession } from './ort-tensors.js';
+import {
+  DiffusionPipeline,
+  emptyTimings,
+  pipelineFileBytes,
+  releaseSession,
+  type ImageGenerationTimings,
+} from './pipeline.js';
+import { SerialQueue } from './serial-queue.js';
+import { identityModelBytes } from './tiny-pipeline.js';
+
+export interface ImageGenerationResult {
+  response: ImageGenerationResponse;
+  timings: ImageGenerationTimings;
+}
+
+interface ModelSlot {
+  config: ModelConfig;
+  /** Absolute folder, or null when the config gave none (load then fails with the reason). */
+  path: string | null;
+  handle: DiffusionPipeline | null;
+  /** The one load in flight; concurrent callers await this same promise. */
+  loading: Promise<DiffusionPipeline> | null;
+  loadedAtEpochMs: number | null;
+  sizeBytes: number | null;
+  /** Runs (and unloads) one at a time: ORT sessions of one model share the intra-op thread pool. */
+  queue: SerialQueue;
+}
+
+/**
+ * In-process text-to-image on onnxruntime-node, over a diffusers ONNX export folder
+ * (text_encoder / unet / vae_decoder / tokenizer / scheduler).
+ */
+export class OnnxImageProvider implements ModelProvider {
+  readonly kind = 'onnx-image' as const;
+  readonly backendName: string;
+  readonly url = null;
+  readonly capabilities: ProviderCapabilities = {
+    canObserveLoadState: true,
+    canUnload: true,
+    canLoad: true,
+    remote: false,
+  };
+
+  private readonly logger: Logger;
+  private readonly slots = new Map<string, ModelSlot>();
+  private readonly threads: number;
+  private ortPromise: Promise<Ort> | null = null;
+
+  constructor(
+    private readonly backend: BackendConfig,
+    appConfig: AppConfig,
+  ) {
+    this.backendName = backend.name;
+    this.logger = new Logger(`OnnxImageProvider:${backend.name}`);
+    // TOOLCHAIN §5: more threads than cores makes ORT slower, so the default is the cores we really have.
+    this.threads = backend.threads ?? availableParallelism();
+    for (const model of backend.models) {
+      this.slots.set(model.id, {
+        config: model,
+        path: model.path ? resolve(appConfig.baseDir, model.path) : null,
+        handle: null,
+        loading: null,
+        loadedAtEpochMs: null,
+        sizeBytes: null,
+        queue: new SerialQueue(),
+      });
+    }
+  }
+
+  /** Loads the native binding and opens a one-node session, so a broken install fails here, not on a request. */
+  async init(): Promise<void> {
+    let ort: Ort;
+    try {
+      ort = await this.runtime();
+    } catch (err) {
+      this.ortPromise = null;
+      throw new Error(`onnxruntime-node binding failed to load: ${errorText(err)}`);
+    }
+    let session: OrtSession;
+    try {
+      session = await ort.InferenceSession.create(identityModelBytes(), this.sessionOptions());
+    } catch (err) {
+      throw new Error(`onnxruntime-node cannot create a session: ${errorText(err)}`);
+    }
+    await releaseSession(session);
+    this.logger.log(`onnxruntime-node ready (cpu, ${this.threads} intra-op threads)`);
+  }
+
+  descriptors(): ModelDescriptor[] {
+    return [...this.slots.values()].map((slot) => ({
+      id: slot.config.id,
+      upstreamName: slot.config.upstreamName ?? slot.config.id,
+      purpose: slot.config.purpose ?? 'image-generation',
+      expectedSizeBytes: slot.path ? pipelineFileBytes(slot.path) : null,
+      details: { format: 'onnx', family: 'diffusers', path: slot.path },
+    }));
+  }
+
+  async observe(_signal: AbortSignal): Promise<Observation> {
+    const models: ObservedModel[] = [...this.slots.values()].map((slot) => {
+      const handle = slot.handle;
+      return {
+        id: slot.config.id,
+        state: handle ? 'loaded' : slot.loading ? 'loading' : 'unloaded',
+        sizeBytes: handle ? slot.sizeBytes : null,
+        // The CPU execution provider keeps everything in host memory.
+        vramBytes: handle ? 0 : null,
+        ramBytes: handle ? slot.sizeBytes : null,
+        expiresAt: null,
+        backendIdleSeconds: null,
+        details: handle
+          ? {
+              ...handle.info,
+              loaded_at: slot.loadedAtEpochMs ? new Date(slot.loadedAtEpochMs).toISOString() : null,
+              queued_runs: slot.queue.size,
+            }
+          : {},
+        observedVia: 'handle',
+      };
+    });
+    return { reachable: true, error: null, models, serverState: 'ok' };
+  }
+
+  /** Single-flight: concurrent callers share one load; a caller's signal only abandons its own wait. */
+  async load(modelId: string, signal?: AbortSignal): Promise<void> {
+    await this.ensureLoaded(this.slot(modelId), signal);
+  }
+
+  async unload(modelId: string): Promise<UnloadResult> {
+    const slot = this.slot(modelId);
+    // A load in flight would otherwise install its handle after we looked.
+    if (slot.loading) await slot.loading.catch(() => undefined);
+    // Behind the run queue: sessions are never released under a running generation.
+    return slot.queue.run(async () => {
+      const handle = slot.handle;
+      const expectedFreedBytes = slot.sizeBytes;
+      if (!handle) return { wasLoaded: false, expectedFreedBytes: null };
+      // Cleared before releasing, so the model reads as unloaded even if a release throws.
+      slot.handle = null;
+      slot.loadedAtEpochMs = null;
+      await this.releaseAll(modelId, handle.allSessions());
+      return { wasLoaded: true, expectedFreedBytes };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    for (const id of this.slots.keys()) {
+      try {
+        await this.unload(id);
+      } catch (err) {
+        this.logger.warn(`dispose: unloading '${id}' failed: ${errorText(err)}`);
+      }
+    }
+  }
+
+  async generateImages(
+    modelId: string,
+    req: ImageGenerationRequest,
+    signal: AbortSignal,
+  ): Promise<ImageGenerationResponse> {
+    return (await this.generateWithTimings(modelId, req, signal)).response;
+  }
+
+  /** generateImages plus where the time went (for benchmarks and logs). */
+  async generateWithTimings(
+    modelId: string,
+    req: ImageGenerationRequest,
+    signal: AbortSignal,
+  ): Promise<ImageGenerationResult> {
+    const started = performance.now();
+    const slot = this.slot(modelId);
+    // Bad requests are refused before anything is loaded.
+    const parsed = parseImageRequest(req);
+    const seed = parsed.seed ?? randomInt(0, 2 ** 32);
+    const timings = emptyTimings();
+    const enqueued = performance.now();
+    const images = await slot.queue.run(async () => {
+      timings.queueSeconds = (performance.now() - enqueued) / 1000;
+      signal.throwIfAborted();
+      let pipeline = slot.handle;
+      if (!pipeline) {
+        const loadStart = performance.now();
+        pipeline = await this.ensureLoaded(slot, signal);
+        timings.loadSeconds = (performance.now() - loadStart) / 1000;
+      }
+      const params = resolveGenerationParams(parsed, pipeline.info, seed);
+      return pipeline.generate(params, signal, timings);
+    });
+    timings.totalSeconds = (performance.now() - started) / 1000;
+    timings.secondsPerUnetStep = timings.unetSteps > 0 ? timings.unetSeconds / timings.unetSteps : 0;
+    timings.secondsPerImage = timings.images > 0 ? timings.totalSeconds / timings.images : 0;
+    this.logger.debug(
+      `${modelId}: ${timings.images} image(s) ${timings.width}x${timings.height}, ${timings.steps} steps in ` +
+        `${timings.totalSeconds.toFixed(3)} s (unet ${timings.unetSeconds.toFixed(3)} s)`,
+    );
+    return {
+      response: {
+        created: Math.floor(Date.now() / 1000),
+        data: images.map((png) => ({ b64_json: png.toString('base64'), revised_prompt: parsed.prompt })),
+        model: modelId,
+        usage: { elapsed_seconds: Math.round(timings.totalSeconds * 1000) / 1000, seed },
+      },
+      timings,
+    };
+  }
+
+  private slot(modelId: string): ModelSlot {
+    const slot = this.slots.get(modelId);
+    if (!slot) throw new ModelNotFoundError(modelId);
+    return slot;
+  }
+
+  private runtime(): Promise<Ort> {
+    // onnxruntime-node is CommonJS; its named exports are also on the default export.
+    this.ortPromise ??= import('onnxruntime-node').then((mod) => mod as Ort);
+    return this.ortPromise;
+  }
+
+  private sessionOptions(): NonNullable<Parameters<Ort['InferenceSession']['create']>[1]> {
+    return {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    };
+  }
+
+  private async ensureLoaded(slot: ModelSlot, signal?: AbortSignal): Promise<DiffusionPipeline> {
+    if (slot.handle) return slot.handle;
+    if (!slot.loading) {
+      const loading = this.startLoad(slot);
+      slot.loading = loading;
+      // Cleared after settling, so a failed load can be retried by the next request.
+      void loading.then(
+        () => this.clearLoading(slot, loading),
+        () => this.clearLoading(slot, loading),
+      );
+    }
+    return abandonOnAbort(slot.loading, signal);
+  }
+
+  private clearLoading(slot: ModelSlot, loading: Promise<DiffusionPipeline>): void {
+    if (slot.loading === loading) slot.loading = null;
+  }
+
+  private async startLoad(slot: ModelSlot): Promise<DiffusionPipeline> {
+    const id = slot.config.id;
+    const started = performance.now();
+    try {
+      if (!slot.path) throw new Error('no model folder configured (path)');
+      let ort: Ort;
+      try {
+        ort = await this.runtime();
+      } catch (err) {
+        throw new Error(`onnxruntime-node unavailable: ${errorText(err)}`);
+      }
+      const pipeline = await DiffusionPipeline.load(ort, slot.path, { sessionOptions: this.sessionOptions() });
+      slot.sizeBytes = pipelineFileBytes(slot.path);
+      slot.handle = pipeline;
+      slot.loadedAtEpochMs = Date.now();
+      this.logger.log(
+        `loaded '${id}' (${pipeline.info.scheduler}, ${pipeline.info.timestepType} timestep) in ` +
+          `${((performance.now() - started) / 1000).toFixed(2)} s`,
+      );
+      return pipeline;
+    } catch (err) {
+      this.logger.warn(`loading '${id}' failed: ${errorText(err)}`);
+      throw new ModelLoadFailedError(id, errorText(err));
+    }
+  }
+
+  /** Releases each session on its own so one failure does not leak the others. */
+  private async releaseAll(modelId: string, sessions: OrtSession[]): Promise<void> {
+    for (const session of sessions) {
+      try {
+        await releaseSession(session);
+      } catch (err) {
+        this.logger.warn(`releasing a session of '${modelId}' failed: ${errorText(err)}`);
+      }
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Waits for a shared promise but lets one caller stop waiting without cancelling it for the others. */
+function abandonOnAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolvePromise, reject) => {
+    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolvePromise(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

@@ -1,0 +1,103 @@
+import { deflateSync } from 'node:zlib';
+
+/** Minimal PNG writer (8-bit RGB/RGBA) so image output needs no native image library. */
+
+const CRC_TABLE: Uint32Array = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (ISO-HDLC, as PNG chunks use). */
+export function crc32(data: Uint8Array, initial = 0): number {
+  let c = (initial ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'latin1');
+  out.set(data, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const pa = Math.abs(p - a);
+  const pb = Math.abs(p - b);
+  const pc = Math.abs(p - c);
+  if (pa <= pb && pa <= pc) return a;
+  return pb <= pc ? b : c;
+}
+
+/**
+ * Filters every row with each of the five PNG filters and keeps the one with the smallest sum of
+ * absolute (signed) residuals: the usual heuristic, which makes photos noticeably smaller than no filtering.
+ */
+function filterRows(pixels: Uint8Array, width: number, height: number, bpp: number): Uint8Array {
+  const stride = width * bpp;
+  const out = new Uint8Array(height * (stride + 1));
+  const candidate = new Uint8Array(stride);
+  const best = new Uint8Array(stride);
+  const zeroRow = new Uint8Array(stride);
+  for (let y = 0; y < height; y++) {
+    const row = pixels.subarray(y * stride, (y + 1) * stride);
+    const prev = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : zeroRow;
+    let bestType = 0;
+    let bestScore = Infinity;
+    for (let type = 0; type < 5; type++) {
+      let score = 0;
+      for (let i = 0; i < stride; i++) {
+        const a = i >= bpp ? row[i - bpp] : 0;
+        const b = prev[i];
+        const c = i >= bpp ? prev[i - bpp] : 0;
+        let predictor = 0;
+        if (type === 1) predictor = a;
+        else if (type === 2) predictor = b;
+        else if (type === 3) predictor = (a + b) >> 1;
+        else if (type === 4) predictor = paeth(a, b, c);
+        const v = (row[i] - predictor) & 0xff;
+        candidate[i] = v;
+        score += v < 128 ? v : 256 - v;
+      }
+      if (score < bestScore) {
+        bestScore = score;
+        bestType = type;
+        best.set(candidate);
+      }
+    }
+    const base = y * (stride + 1);
+    out[base] = bestType;
+    out.set(best, base + 1);
+  }
+  return out;
+}
+
+/** Encodes interleaved 8-bit pixels (RGB or RGBA, row-major) as a PNG file. */
+export function encodePng(pixels: Uint8Array, width: number, height: number, channels: 3 | 4 = 3): Buffer {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new RangeError(`PNG size must be positive integers, got ${width}x${height}`);
+  }
+  if (pixels.length !== width * height * channels) {
+    throw new RangeError(`expected ${width * height * channels} bytes of pixels, got ${pixels.length}`);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = channels === 4 ? 6 : 2; // colour type: truecolour (+alpha)
+  ihdr[10] = 0; // deflate
+  ihdr[11] = 0; // adaptive filtering
+  ihdr[12] = 0; // no interlace
+  const idat = deflateSync(filterRows(pixels, width, height, channels), { level: 6 });
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+}
