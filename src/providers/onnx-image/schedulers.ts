@@ -1,4 +1,3 @@
-import type { SeededRandom } from './prng.js';
 
 /**
  * The two samplers a diffusers export usually ships with, following the published diffusers formulas:
@@ -64,6 +63,11 @@ export function alphasCumprodFor(config: SchedulerConfig): Float64Array {
   return out;
 }
 
+/** Where multistep LCM draws its re-noising samples (SeededRandom in production). */
+export interface GaussianSource {
+  nextGaussian(): number;
+}
+
 export interface StepResult {
   prevSample: Float32Array;
   /** The model's current estimate of the clean latents (what LCM decodes). */
@@ -76,7 +80,7 @@ export interface DiffusionScheduler {
   readonly timesteps: readonly number[];
   readonly initNoiseSigma: number;
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array;
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: SeededRandom): StepResult;
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: GaussianSource): StepResult;
 }
 
 function predictionType(config: SchedulerConfig): 'epsilon' | 'v_prediction' | 'sample' {
@@ -138,7 +142,7 @@ export class LcmScheduler implements DiffusionScheduler {
     return sample;
   }
 
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: SeededRandom): StepResult {
+  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: GaussianSource): StepResult {
     const t = this.timesteps[stepIndex];
     const isLast = stepIndex === this.timesteps.length - 1;
     const prevT = isLast ? t : this.timesteps[stepIndex + 1];

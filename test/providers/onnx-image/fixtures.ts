@@ -1,0 +1,60 @@
+import type { AppConfig, BackendConfig, ModelConfig } from '../../../src/config/app-config.js';
+
+export function modelConfig(id: string, path: string | null): ModelConfig {
+  return {
+    id,
+    path,
+    upstreamName: null,
+    purpose: null,
+    preload: false,
+    pin: false,
+    idleUnloadS: null,
+    contextSize: null,
+    embeddings: false,
+  };
+}
+
+export function imageBackend(models: ModelConfig[], threads: number | null = 2): BackendConfig {
+  return {
+    name: 'local-image',
+    type: 'onnx-image',
+    url: null,
+    apiKey: null,
+    probeTimeoutMs: 2000,
+    probeCacheMs: 0,
+    failureThreshold: 3,
+    requestTimeoutMs: 60000,
+    threads,
+    models,
+  };
+}
+
+export function appConfig(baseDir: string, backends: BackendConfig[]): AppConfig {
+  return {
+    baseDir,
+    dataDir: baseDir,
+    demo: false,
+    logLevel: 'error',
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      adminToken: null,
+      apiKey: null,
+      bodyLimitBytes: 1_000_000,
+      shutdownDrainS: 5,
+    },
+    eviction: { idleUnloadS: 600, checkIntervalS: 60, maxLoadedModels: 0, memoryBudgetMb: 0 },
+    bus: {
+      enabled: false,
+      transport: 'mqtt',
+      url: 'mqtt://127.0.0.1:1883',
+      heartbeatS: 5,
+      topics: { request: 'local/llm/request', response: 'local/llm/response', status: 'local/llm/status' },
+      connectTimeoutMs: 1000,
+    },
+    backends,
+  };
+}
+
+/** Minimal PNG reader for assertions: checks signature and every chunk CRC, returns IHDR fields and inflated pixels. */
+export { readPng } from './png-reader.js';

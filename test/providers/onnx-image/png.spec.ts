@@ -1,0 +1,66 @@
+import { crc32, encodePng } from '../../../src/providers/onnx-image/png.js';
+import { SeededRandom } from '../../../src/providers/onnx-image/prng.js';
+import { readPng } from './png-reader.js';
+
+describe('PNG encoder', () => {
+  it('CRC-32 matches the standard check value', () => {
+    expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
+    expect(crc32(Buffer.from('IEND'))).toBe(0xae426082);
+  });
+
+  it('round-trips RGB pixels through an independent zlib decoder, with valid header and CRCs', () => {
+    const width = 37;
+    const height = 23;
+    const rng = new SeededRandom(5);
+    const pixels = new Uint8Array(width * height * 3);
+    // Gradients plus noise so every filter type gets chosen somewhere.
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 3;
+        pixels[i] = x * 6;
+        pixels[i + 1] = y * 11;
+        pixels[i + 2] = rng.nextUint32() & 0xff;
+      }
+    }
+    const png = encodePng(pixels, width, height);
+    const decoded = readPng(png);
+    expect(decoded).toMatchObject({ width, height, bitDepth: 8, colorType: 2, chunks: ['IHDR', 'IDAT', 'IEND'] });
+    expect(Buffer.from(decoded.pixels).equals(Buffer.from(pixels))).toBe(true);
+  });
+
+  it('writes RGBA and is deterministic', () => {
+    const pixels = Uint8Array.from({ length: 4 * 4 * 4 }, (_, i) => (i * 7) & 0xff);
+    const a = encodePng(pixels, 4, 4, 4);
+    expect(a.equals(encodePng(pixels, 4, 4, 4))).toBe(true);
+    const decoded = readPng(a);
+    expect(decoded.colorType).toBe(6);
+    expect(Array.from(decoded.pixels)).toEqual(Array.from(pixels));
+  });
+
+  it('refuses a pixel buffer of the wrong size', () => {
+    expect(() => encodePng(new Uint8Array(10), 2, 2)).toThrow(/expected 12 bytes/);
+  });
+});
+
+describe('SeededRandom', () => {
+  it('same seed gives the same stream; other seeds and streams differ', () => {
+    const a = new SeededRandom(42).gaussian(64);
+    expect(Array.from(new SeededRandom(42).gaussian(64))).toEqual(Array.from(a));
+    expect(Array.from(new SeededRandom(43).gaussian(64))).not.toEqual(Array.from(a));
+    expect(Array.from(new SeededRandom(42, 1).gaussian(64))).not.toEqual(Array.from(a));
+    expect(Array.from(new SeededRandom(2 ** 40).gaussian(8))).not.toEqual(Array.from(new SeededRandom(0).gaussian(8)));
+  });
+
+  it('Box-Muller samples are standard normal', () => {
+    const samples = new SeededRandom(7).gaussian(200_000);
+    let sum = 0;
+    let sq = 0;
+    for (const v of samples) {
+      sum += v;
+      sq += v * v;
+    }
+    const mean = sum / samples.length;
+    expect(Math.abs(mean)).toBeLessThan(0.01);
+    expect(Math.abs(sq / samples.length - mean * mean - 1)).toBeLessThan(0.02);
+  });
+});
