@@ -230,7 +230,7 @@ export class OnnxImageProvider implements ModelProvider {
 
   private runtime(): Promise<Ort> {
     // onnxruntime-node is CommonJS; its named exports are also on the default export.
-    this.ortPromise ??= import('onnxruntime-node').then((mod) => mod as Ort);
+    this.ortPromise ??= import('onnxruntime-node').then((mod) => mod);
     return this.ortPromise;
   }
 

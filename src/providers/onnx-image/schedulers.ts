@@ -1,4 +1,3 @@
-
 /**
  * The two samplers a diffusers export usually ships with, following the published diffusers formulas:
  * LCMScheduler (latent consistency models, few steps) and EulerDiscreteScheduler (plain SD models).

@@ -32,7 +32,19 @@ function handTokenizer(padToken?: string): ClipTokenizer {
     ['<|startoftext|>', BOS],
     ['<|endoftext|>', EOS],
   ]);
-  const merges = ['c a', 'ca t</w>', 'd o', 'do g</w>', "' s</w>", 'i t</w>', 'o f</w>', 'p h', 'ph o', 'pho t', 'phot o</w>'];
+  const merges = [
+    'c a',
+    'ca t</w>',
+    'd o',
+    'do g</w>',
+    "' s</w>",
+    'i t</w>',
+    'o f</w>',
+    'p h',
+    'ph o',
+    'pho t',
+    'phot o</w>',
+  ];
   return new ClipTokenizer(vocab, merges, padToken ? { padToken } : {});
 }
 

@@ -40,7 +40,8 @@ export function readPng(png: Buffer): DecodedPng {
   const bpp = colorType === 6 ? 4 : 3;
   const raw = inflateSync(Buffer.concat(idat));
   const stride = width * bpp;
-  if (raw.length !== height * (stride + 1)) throw new Error(`IDAT has ${raw.length} bytes, expected ${height * (stride + 1)}`);
+  if (raw.length !== height * (stride + 1))
+    throw new Error(`IDAT has ${raw.length} bytes, expected ${height * (stride + 1)}`);
   const pixels = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * (stride + 1)];

@@ -23,7 +23,13 @@ const LCM: SchedulerConfig = {
 const EULER: SchedulerConfig = { ...LCM, _class_name: 'EulerDiscreteScheduler', timestep_spacing: 'linspace' };
 
 /** Reference values computed by hand (float64) from the diffusers formulas. */
-const AC = { 0: 0.99915, 1: 0.9982960278384514, 259: 0.658975526890813, 759: 0.05221292829431003, 999: 0.004660098513077234 };
+const AC = {
+  0: 0.99915,
+  1: 0.9982960278384514,
+  259: 0.658975526890813,
+  759: 0.05221292829431003,
+  999: 0.004660098513077234,
+};
 const SIGMA = { 0: 0.029167158151720367, 666: 2.9183071154268285, 751: 4.116696479276066, 999: 14.614641229333646 };
 
 const fixedNoise = (value: number) => ({ nextGaussian: () => value });
@@ -34,7 +40,10 @@ describe('noise schedule', () => {
     expect(betas).toHaveLength(1000);
     expect(betas[0]).toBeCloseTo(0.00085, 12);
     expect(betas[999]).toBeCloseTo(0.012, 12);
-    expect(Math.sqrt(betas[500]) - Math.sqrt(betas[499])).toBeCloseTo((Math.sqrt(0.012) - Math.sqrt(0.00085)) / 999, 12);
+    expect(Math.sqrt(betas[500]) - Math.sqrt(betas[499])).toBeCloseTo(
+      (Math.sqrt(0.012) - Math.sqrt(0.00085)) / 999,
+      12,
+    );
   });
 
   it('alphas_cumprod is the running product of 1 - beta', () => {
@@ -115,7 +124,9 @@ describe('EulerDiscreteScheduler', () => {
   });
 
   it('trailing spacing counts down from the last training step', () => {
-    expect(EulerDiscreteScheduler.timestepsFor({ ...EULER, timestep_spacing: 'trailing' }, 4)).toEqual([999, 749, 499, 249]);
+    expect(EulerDiscreteScheduler.timestepsFor({ ...EULER, timestep_spacing: 'trailing' }, 4)).toEqual([
+      999, 749, 499, 249,
+    ]);
   });
 
   it('scale_model_input divides by sqrt(σ²+1)', () => {

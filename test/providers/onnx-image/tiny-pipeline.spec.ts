@@ -38,7 +38,11 @@ describe('writeTinyPipeline', () => {
       expect(existsSync(join(dir, file))).toBe(true);
     }
     const scheduler = JSON.parse(readFileSync(join(dir, 'scheduler/scheduler_config.json'), 'utf8'));
-    expect(scheduler).toMatchObject({ _class_name: 'LCMScheduler', original_inference_steps: 50, beta_schedule: 'scaled_linear' });
+    expect(scheduler).toMatchObject({
+      _class_name: 'LCMScheduler',
+      original_inference_steps: 50,
+      beta_schedule: 'scaled_linear',
+    });
     expect(readFileSync(join(dir, 'tokenizer/merges.txt'), 'utf8').startsWith('#version: 0.2\n')).toBe(true);
   });
 
@@ -56,13 +60,19 @@ describe('writeTinyPipeline', () => {
     ]);
     expect(unet.io.outputs).toEqual(['out_sample']);
     const vae = await describeModel(join(dir, 'vae_decoder/model.onnx'));
-    expect(vae.io.inputs).toEqual([{ name: 'latent_sample', type: 'float32', shape: ['batch', 4, 'latent_height', 'latent_width'] }]);
+    expect(vae.io.inputs).toEqual([
+      { name: 'latent_sample', type: 'float32', shape: ['batch', 4, 'latent_height', 'latent_width'] },
+    ]);
     expect(vae.io.outputs).toEqual(['sample']);
     await Promise.all([text.session.release(), unet.session.release(), vae.session.release()]);
   });
 
   it('Euler variant: float32 timestep, no timestep_cond, EulerDiscreteScheduler', async () => {
-    const dir = writeTinyPipeline(join(root, 'euler'), { scheduler: 'euler', timestepCond: false, timestepType: 'float32' });
+    const dir = writeTinyPipeline(join(root, 'euler'), {
+      scheduler: 'euler',
+      timestepCond: false,
+      timestepType: 'float32',
+    });
     const unet = await describeModel(join(dir, 'unet/model.onnx'));
     expect(unet.io.inputs.map((i) => [i.name, i.type])).toEqual([
       ['sample', 'float32'],
@@ -104,13 +114,18 @@ describe('writeTinyPipeline', () => {
     const run = async (feeds: Record<string, ort.Tensor>) =>
       Array.from((await unet.run(feeds)).out_sample.data as Float32Array);
     const reference = await run(base);
-    expect(await run({ ...base, timestep: new ort.Tensor('int64', BigInt64Array.of(259n), [1]) })).not.toEqual(reference);
-    expect(
-      await run({ ...base, encoder_hidden_states: new ort.Tensor('float32', new Float32Array(77 * 32).fill(-0.3), [1, 77, 32]) }),
-    ).not.toEqual(reference);
-    expect(await run({ ...base, timestep_cond: new ort.Tensor('float32', new Float32Array(256).fill(-0.5), [1, 256]) })).not.toEqual(
+    expect(await run({ ...base, timestep: new ort.Tensor('int64', BigInt64Array.of(259n), [1]) })).not.toEqual(
       reference,
     );
+    expect(
+      await run({
+        ...base,
+        encoder_hidden_states: new ort.Tensor('float32', new Float32Array(77 * 32).fill(-0.3), [1, 77, 32]),
+      }),
+    ).not.toEqual(reference);
+    expect(
+      await run({ ...base, timestep_cond: new ort.Tensor('float32', new Float32Array(256).fill(-0.5), [1, 256]) }),
+    ).not.toEqual(reference);
     await unet.release();
   });
 
