@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
+import { AppError, InferenceFailedError, ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
 import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
 import type {
   ModelDescriptor,
@@ -202,7 +202,13 @@ export class OnnxImageProvider implements ModelProvider {
         timings.loadSeconds = (performance.now() - loadStart) / 1000;
       }
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
-      return pipeline.generate(params, signal, timings);
+      try {
+        return await pipeline.generate(params, signal, timings);
+      } catch (err) {
+        if (signal.aborted || err instanceof AppError) throw err;
+        // A runtime error inside one run (shape mismatch, bad export) fails this request only.
+        throw new InferenceFailedError(modelId, errorText(err));
+      }
     });
     timings.totalSeconds = (performance.now() - started) / 1000;
     timings.secondsPerUnetStep = timings.unetSteps > 0 ? timings.unetSeconds / timings.unetSteps : 0;
@@ -229,8 +235,8 @@ export class OnnxImageProvider implements ModelProvider {
   }
 
   private runtime(): Promise<Ort> {
-    // onnxruntime-node is CommonJS; its named exports are also on the default export.
-    this.ortPromise ??= import('onnxruntime-node').then((mod) => mod);
+    // Imported lazily so a broken native binding fails init() with its reason instead of the app's import graph.
+    this.ortPromise ??= import('onnxruntime-node');
     return this.ortPromise;
   }
 

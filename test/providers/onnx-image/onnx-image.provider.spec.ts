@@ -4,7 +4,12 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, cpSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ModelLoadFailedError, ModelNotFoundError, ValidationFailedError } from '../../../src/common/errors.js';
+import {
+  InferenceFailedError,
+  ModelLoadFailedError,
+  ModelNotFoundError,
+  ValidationFailedError,
+} from '../../../src/common/errors.js';
 import { OnnxImageProvider } from '../../../src/providers/onnx-image/onnx-image.provider.js';
 import { releaseSession } from '../../../src/providers/onnx-image/pipeline.js';
 import type { ImageGenerationRequest } from '../../../src/providers/openai-types.js';
@@ -333,6 +338,16 @@ describe('OnnxImageProvider', () => {
       const pre = new AbortController();
       pre.abort();
       await expect(provider.generateImages('tiny-lcm', req(), pre.signal)).rejects.toThrow(/abort/i);
+    });
+
+    it('a runtime error inside a run fails that request only (inference_failed); the model keeps serving', async () => {
+      await provider.load('tiny-lcm');
+      jest.spyOn(sessionProto, 'run').mockRejectedValueOnce(new Error('invalid dimensions'));
+      const error = await provider.generateImages('tiny-lcm', req(), signal()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InferenceFailedError);
+      expect((error as InferenceFailedError).message).toMatch(/invalid dimensions/);
+      expect((await stateOf(provider, 'tiny-lcm')).state).toBe('loaded');
+      expect((await provider.generateImages('tiny-lcm', req(), signal())).data).toHaveLength(1);
     });
 
     it('serializes runs per model: never two session.run calls at once', async () => {
