@@ -29,7 +29,7 @@ export function toHalf(value: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -43,8 +43,8 @@ export function toHalf(value: number): number {
   }
   let half = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
+  // A carry out of the mantissa bumps the exponent, and at the top lands exactly on infinity.
   if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  if ((half & 0x7c00) === 0x7c00) e = 0x1f;
   return sign | half;
 }
 
