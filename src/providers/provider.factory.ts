@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock.js';
 import { APP_CONFIG, type AppConfig, type BackendConfig } from '../config/app-config.js';
 import type { BackendKind, ModelProvider } from './model-provider.js';
+import { OnnxImageProvider } from './onnx-image/onnx-image.provider.js';
 
 type Builder = (backend: BackendConfig) => ModelProvider;
 
@@ -10,7 +11,7 @@ type Builder = (backend: BackendConfig) => ModelProvider;
 export class ProviderFactory {
   private readonly builders: Record<BackendKind, Builder>;
 
-  constructor(@Inject(APP_CONFIG) _config: AppConfig, _clock: Clock) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, _clock: Clock) {
     const missing =
       (kind: string): Builder =>
       () => {
@@ -18,7 +19,7 @@ export class ProviderFactory {
       };
     this.builders = {
       'llama-cpp': missing('llama-cpp'),
-      'onnx-image': missing('onnx-image'),
+      'onnx-image': (b) => new OnnxImageProvider(b, config),
       'llama-server': missing('llama-server'),
       ollama: missing('ollama'),
       openai: missing('openai'),
