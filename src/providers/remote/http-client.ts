@@ -1,0 +1,219 @@
+/**
+ * The one HTTP path every remote provider uses (undici). Two flavours:
+ * - probe calls never throw for an HTTP status (the provider interprets it) and are bounded by the
+ *   caller's signal plus undici's own header/body timeouts as a backstop;
+ * - request calls (inference, load, unload) map every failure to the error envelope: non-2xx →
+ *   UpstreamError (502) carrying the upstream status and message, no answer within
+ *   backend.requestTimeoutMs → UpstreamTimeoutError (504), network failure → UpstreamError.
+ * A client disconnect (its AbortSignal) aborts the upstream request too.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import { UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
+import type { BackendConfig } from '../../config/app-config.js';
+import { sseData } from './sse.js';
+
+export type HttpMethod = 'GET' | 'POST';
+
+export interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+/** Parses a body as JSON; null when it is not JSON (an HTML error page, an empty 200). */
+export function parseJson(text: string): unknown {
+  if (text.length === 0) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The human message inside an upstream error body, whatever its dialect: OpenAI/llama.cpp
+ * `{error:{message}}`, Ollama `{error:"..."}`, FastAPI `{detail}`, vLLM `{message}`, or an HTML page.
+ */
+export function upstreamMessage(status: number, text: string): string {
+  const json = parseJson(text);
+  let message: string | null = null;
+  if (isRecord(json)) {
+    const err = json.error;
+    if (isRecord(err) && typeof err.message === 'string') message = err.message;
+    else if (typeof err === 'string') message = err;
+    else if (typeof json.message === 'string') message = json.message;
+    else if (typeof json.detail === 'string') message = json.detail;
+    else if (json.detail !== undefined) message = JSON.stringify(json.detail);
+  }
+  if (message === null && text.length > 0) {
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1];
+    message = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
+  }
+  const trimmed = message && message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  return trimmed ? `HTTP ${status}: ${trimmed}` : `HTTP ${status}`;
+}
+
+/** Short text for a network-level failure (refused, reset, DNS), for probe results and error messages. */
+export function networkErrorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as Error & { code?: unknown }).code;
+  if (code === 'ECONNREFUSED') return `connection refused (${err.message})`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer (timed out)';
+  if (err.name === 'AbortError' || err.name === 'TimeoutError') return 'aborted';
+  return err.message || err.name;
+}
+
+/** Marks an abort caused by our own deadline, as opposed to the client going away. */
+class DeadlineExceeded extends Error {}
+
+interface Deadline {
+  signal: AbortSignal;
+  expired: () => boolean;
+  /** Stop the clock (headers arrived for a stream: from then on only gaps between chunks count). */
+  clear: () => void;
+}
+
+function deadline(timeoutMs: number, client?: AbortSignal): Deadline {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DeadlineExceeded('deadline')), timeoutMs);
+  timer.unref?.();
+  const signal = client ? AbortSignal.any([client, controller.signal]) : controller.signal;
+  return {
+    signal,
+    expired: () => controller.signal.aborted,
+    clear: () => clearTimeout(timer),
+  };
+}
+
+export class RemoteHttpClient {
+  readonly baseUrl: string;
+  private readonly agent: Agent;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly backend: BackendConfig) {
+    if (!backend.url) throw new Error(`backend '${backend.name}' (${backend.type}) has no url`);
+    this.baseUrl = backend.url.replace(/\/+$/, '');
+    // A short keep-alive: probes every second or two reuse the connection, idle ones are dropped quickly.
+    this.agent = new Agent({ keepAliveTimeout: 4_000, connect: { timeout: backend.requestTimeoutMs } });
+    this.headers = { accept: 'application/json' };
+    if (backend.apiKey) this.headers.authorization = `Bearer ${backend.apiKey}`;
+  }
+
+  /** A probe call: any HTTP status is returned; network errors and aborts are thrown. */
+  async probe(method: HttpMethod, path: string, signal: AbortSignal, body?: unknown): Promise<HttpAnswer> {
+    const res = await this.dispatch(method, path, body, signal, {
+      headersTimeout: this.backend.probeTimeoutMs,
+      bodyTimeout: this.backend.probeTimeoutMs,
+    });
+    return { status: res.statusCode, text: await res.body.text() };
+  }
+
+  /**
+   * A request-scoped call returning status and body whatever the status (the caller decides which
+   * non-2xx it understands, e.g. llama-server's 400 "model is already running"). Network failures and
+   * the deadline are mapped to UpstreamError / UpstreamTimeoutError.
+   */
+  async send(method: HttpMethod, path: string, body: unknown, signal?: AbortSignal): Promise<HttpAnswer> {
+    const limit = deadline(this.backend.requestTimeoutMs, signal);
+    try {
+      const res = await this.dispatch(method, path, body, limit.signal, {});
+      return { status: res.statusCode, text: await res.body.text() };
+    } catch (err) {
+      throw this.mapFailure(err, limit, signal);
+    } finally {
+      limit.clear();
+    }
+  }
+
+  /** A request-scoped JSON call: 2xx → parsed body; anything else → an AppError. */
+  async json<T>(method: HttpMethod, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const answer = await this.send(method, path, body, signal);
+    if (answer.status < 200 || answer.status >= 300) {
+      throw new UpstreamError(this.backend.name, upstreamMessage(answer.status, answer.text), answer.status);
+    }
+    const parsed = parseJson(answer.text);
+    if (parsed === null) {
+      throw new UpstreamError(this.backend.name, `${method} ${path} answered a body that is not JSON`, answer.status);
+    }
+    return parsed as T;
+  }
+
+  /**
+   * POST and stream the answer as SSE: yields each `data:` payload parsed as JSON, stops at [DONE].
+   * The deadline covers the wait for the response headers; after that, a gap longer than
+   * requestTimeoutMs between chunks ends the stream with UpstreamTimeoutError. Stopping the iteration
+   * early (client gone) destroys the upstream connection.
+   */
+  async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<unknown> {
+    const limit = deadline(this.backend.requestTimeoutMs, signal);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.dispatch('POST', path, body, limit.signal, {
+        bodyTimeout: this.backend.requestTimeoutMs,
+        accept: 'text/event-stream',
+      });
+    } catch (err) {
+      limit.clear();
+      throw this.mapFailure(err, limit, signal);
+    }
+    limit.clear();
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const text = await res.body.text().catch(() => '');
+      throw new UpstreamError(this.backend.name, upstreamMessage(res.statusCode, text), res.statusCode);
+    }
+    try {
+      for await (const payload of sseData(res.body)) {
+        if (payload.trim() === '[DONE]') return;
+        const parsed = parseJson(payload);
+        if (isRecord(parsed) && parsed.error !== undefined && parsed.choices === undefined) {
+          throw new UpstreamError(this.backend.name, upstreamMessage(res.statusCode, payload), res.statusCode);
+        }
+        if (parsed !== null) yield parsed;
+      }
+    } catch (err) {
+      throw this.mapFailure(err, limit, signal);
+    } finally {
+      // Early exit (consumer stopped, client gone): drop the upstream connection so the server stops generating.
+      if (!res.body.destroyed) res.body.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private dispatch(
+    method: HttpMethod,
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+    opts: { headersTimeout?: number; bodyTimeout?: number; accept?: string },
+  ): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { ...this.headers };
+    if (opts.accept) headers.accept = opts.accept;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return request(`${this.baseUrl}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      dispatcher: this.agent,
+      headersTimeout: opts.headersTimeout ?? this.backend.requestTimeoutMs,
+      bodyTimeout: opts.bodyTimeout ?? this.backend.requestTimeoutMs,
+    });
+  }
+
+  private mapFailure(err: unknown, limit: Deadline, client?: AbortSignal): unknown {
+    if (err instanceof UpstreamError || err instanceof UpstreamTimeoutError) return err;
+    // The client went away: not an upstream failure; let the caller see the abort as it is.
+    if (client?.aborted && !limit.expired()) return err;
+    const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+    if (limit.expired() || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new UpstreamTimeoutError(this.backend.name, this.backend.requestTimeoutMs);
+    }
+    return new UpstreamError(this.backend.name, networkErrorText(err));
+  }
+}
