@@ -1,9 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Clock } from '../common/clock.js';
-import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { idleSeconds, unloadsInS } from '../eviction/eviction.policy.js';
 import {
   IN_PROCESS_KINDS,
@@ -101,8 +100,10 @@ export class ModelsService {
     private readonly lifecycle: ModelLifecycleService,
     private readonly backendState: BackendStateService,
     private readonly clock: Clock,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    // Our own loads and unloads change what is loaded: the next answer must not come from the cache.
+    lifecycle.onEvent((event) => probes.invalidate(event.backend));
+  }
 
   onDrift(listener: (event: DriftEvent) => void): () => void {
     this.events.on('drift', listener);

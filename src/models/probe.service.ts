@@ -28,6 +28,8 @@ interface Entry {
   atMs: number;
   inFlight: Promise<ProbeResult> | null;
   consecutiveFailures: number;
+  /** Bumped by invalidate(): a probe that started before it must not be cached after it. */
+  generation: number;
 }
 
 const DEFAULT_CACHE_MS = 1000;
@@ -55,10 +57,12 @@ export class ProbeService {
       return Promise.resolve({ ...entry.result, cached: true });
     }
     if (entry.inFlight) return entry.inFlight;
+    const generation = entry.generation;
     const probe = this.probe(provider, opts).then((result) => {
+      if (entry.inFlight === probe) entry.inFlight = null;
+      if (generation !== entry.generation) return result;
       entry.result = result;
       entry.atMs = this.clock.nowMs();
-      entry.inFlight = null;
       this.applyReadiness(provider, entry, result, opts.failureThreshold);
       return result;
     });
@@ -77,7 +81,10 @@ export class ProbeService {
   /** Forget the cached result (after a load or unload through us, the next answer must be fresh). */
   invalidate(backendName: string): void {
     const entry = this.entries.get(backendName);
-    if (entry) entry.result = null;
+    if (!entry) return;
+    entry.result = null;
+    entry.inFlight = null;
+    entry.generation++;
   }
 
   /** The latest result without probing (null before the first probe). */
@@ -88,7 +95,7 @@ export class ProbeService {
   private entry(name: string): Entry {
     let entry = this.entries.get(name);
     if (!entry) {
-      entry = { result: null, atMs: 0, inFlight: null, consecutiveFailures: 0 };
+      entry = { result: null, atMs: 0, inFlight: null, consecutiveFailures: 0, generation: 0 };
       this.entries.set(name, entry);
     }
     return entry;

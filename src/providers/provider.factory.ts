@@ -3,6 +3,7 @@ import { Clock } from '../common/clock.js';
 import { APP_CONFIG, type AppConfig, type BackendConfig } from '../config/app-config.js';
 import type { BackendKind, ModelProvider } from './model-provider.js';
 import { OnnxImageProvider } from './onnx-image/onnx-image.provider.js';
+import { LlamaServerProvider, OllamaProvider, OpenAiProvider, RknnSdProvider, SdCppProvider } from './remote/index.js';
 
 type Builder = (backend: BackendConfig) => ModelProvider;
 
@@ -11,7 +12,7 @@ type Builder = (backend: BackendConfig) => ModelProvider;
 export class ProviderFactory {
   private readonly builders: Record<BackendKind, Builder>;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig, _clock: Clock) {
+  constructor(@Inject(APP_CONFIG) config: AppConfig, clock: Clock) {
     const missing =
       (kind: string): Builder =>
       () => {
@@ -20,11 +21,11 @@ export class ProviderFactory {
     this.builders = {
       'llama-cpp': missing('llama-cpp'),
       'onnx-image': (b) => new OnnxImageProvider(b, config),
-      'llama-server': missing('llama-server'),
-      ollama: missing('ollama'),
-      openai: missing('openai'),
-      'rknn-sd': missing('rknn-sd'),
-      'sd-cpp': missing('sd-cpp'),
+      'llama-server': (b) => new LlamaServerProvider(b, clock),
+      ollama: (b) => new OllamaProvider(b, clock),
+      openai: (b) => new OpenAiProvider(b, clock),
+      'rknn-sd': (b) => new RknnSdProvider(b, clock),
+      'sd-cpp': (b) => new SdCppProvider(b, clock),
     };
   }
 
