@@ -26,6 +26,8 @@ export interface BackendConfig {
   apiKey: string | null;
   probeTimeoutMs: number;
   probeCacheMs: number;
+  /** Background probe period for remote backends, so readiness follows them without any client polling. */
+  probeIntervalMs: number;
   /** Consecutive failed probes before a remote backend is `unavailable`. */
   failureThreshold: number;
   /** Timeout for a proxied inference request. */

@@ -222,6 +222,7 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     apiKey: str(r.api_key),
     probeTimeoutMs: num(r.probe_timeout_ms, 1500),
     probeCacheMs: num(r.probe_cache_ms, 1000),
+    probeIntervalMs: num(r.probe_interval_ms, 5000),
     failureThreshold: num(r.failure_threshold, 3),
     requestTimeoutMs: num(r.request_timeout_ms, 300_000),
     threads: typeof r.threads === 'number' ? r.threads : null,

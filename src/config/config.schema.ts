@@ -75,6 +75,7 @@ export class BackendSchema {
   @IsOptional() @IsString() api_key?: string;
   @IsOptional() @IsInt() @Min(1) probe_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(0) probe_cache_ms?: number;
+  @IsOptional() @IsInt() @Min(100) probe_interval_ms?: number;
   @IsOptional() @IsInt() @Min(1) failure_threshold?: number;
   @IsOptional() @IsInt() @Min(1) request_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1) threads?: number;

@@ -30,6 +30,7 @@ function inProcess(name: string, type: BackendConfig['type'], models: ModelConfi
     apiKey: null,
     probeTimeoutMs: 1500,
     probeCacheMs: 1000,
+    probeIntervalMs: 5000,
     failureThreshold: 3,
     requestTimeoutMs: 300_000,
     threads: null,

@@ -33,6 +33,7 @@ export async function runImageBench(): Promise<string> {
       apiKey: null,
       probeTimeoutMs: 1500,
       probeCacheMs: 1000,
+      probeIntervalMs: 5000,
       failureThreshold: 3,
       requestTimeoutMs: 300_000,
       threads: null,

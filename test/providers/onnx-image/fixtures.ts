@@ -22,6 +22,7 @@ export function imageBackend(models: ModelConfig[], threads: number | null = 2):
     apiKey: null,
     probeTimeoutMs: 2000,
     probeCacheMs: 0,
+    probeIntervalMs: 5000,
     failureThreshold: 3,
     requestTimeoutMs: 60000,
     threads,
