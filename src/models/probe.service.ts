@@ -123,7 +123,7 @@ export class ProbeService {
       .then(() => provider.observe(controller.signal))
       .catch((err: unknown): Observation => ({
         reachable: false,
-        error: err instanceof Error ? err.message : String(err),
+        error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err),
         models: [],
         serverState: 'error',
       }));

@@ -58,12 +58,18 @@ export function upstreamMessage(status: number, text: string): string {
 
 /** Short text for a network-level failure (refused, reset, DNS), for probe results and error messages. */
 export function networkErrorText(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as Error & { code?: unknown }).code;
-  if (code === 'ECONNREFUSED') return `connection refused (${err.message})`;
+  // Duck-typed: errors raised by node internals may come from another realm (jest's vm), failing instanceof.
+  if (typeof err !== 'object' || err === null) return String(err);
+  const { code, message, name } = err as { code?: unknown; message?: unknown; name?: unknown };
+  const text = typeof message === 'string' && message.length > 0 ? message : String(name ?? err);
+  if (code === 'ECONNREFUSED') return `connection refused (${text})`;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer (timed out)';
-  if (err.name === 'AbortError' || err.name === 'TimeoutError') return 'aborted';
-  return err.message || err.name;
+  if (name === 'AbortError' || name === 'TimeoutError') return 'aborted';
+  return text;
+}
+
+function errorCode(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
 
 /** Marks an abort caused by our own deadline, as opposed to the client going away. */
@@ -210,7 +216,7 @@ export class RemoteHttpClient {
     if (err instanceof UpstreamError || err instanceof UpstreamTimeoutError) return err;
     // The client went away: not an upstream failure; let the caller see the abort as it is.
     if (client?.aborted && !limit.expired()) return err;
-    const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+    const code = errorCode(err);
     if (limit.expired() || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
       return new UpstreamTimeoutError(this.backend.name, this.backend.requestTimeoutMs);
     }
