@@ -1,0 +1,75 @@
+/**
+ * OpenAI sampling fields → node-llama-cpp generation options, shared by the provider and
+ * `directGenerate` so a benchmark compares the HTTP path with exactly the same settings.
+ */
+import type { LlamaCompletionGenerationOptions } from 'node-llama-cpp';
+import { AppError } from '../../common/errors.js';
+import type { SamplingParams } from '../openai-types.js';
+
+/** OpenAI leaves max_tokens open-ended; a bounded default keeps one request from holding a model for minutes. */
+export const DEFAULT_MAX_TOKENS = 256;
+/**
+ * Ollama and llama-server both default to 0.8, and a local-model user expects their defaults
+ * (DESIGN.md: "do what a user of Ollama, llama-swap or Triton would expect"); OpenAI's 1.0 is
+ * noticeably noisier on small models. Send temperature 0 for greedy, deterministic output.
+ */
+export const DEFAULT_TEMPERATURE = 0.8;
+export const DEFAULT_CONTEXT_SIZE = 2048;
+
+export class ContextLengthExceededError extends AppError {
+  constructor(model: string, promptTokens: number, contextSize: number) {
+    super(
+      400,
+      'context_length_exceeded',
+      `The prompt of ${promptTokens} tokens leaves no room to generate in the ${contextSize}-token context of '${model}'`,
+      { model, prompt_tokens: promptTokens, context_size: contextSize },
+      'invalid_request_error',
+      'messages',
+    );
+  }
+}
+
+export function invalidRequest(message: string, param: string | null): AppError {
+  return new AppError(400, 'invalid_request', message, {}, 'invalid_request_error', param);
+}
+
+export function stopStrings(stop: SamplingParams['stop']): string[] {
+  if (stop === undefined || stop === null) return [];
+  const list = Array.isArray(stop) ? stop : [stop];
+  return list.filter((s): s is string => typeof s === 'string' && s.length > 0);
+}
+
+/**
+ * Generation options for a prompt of `promptTokens` tokens (BOS included) in a context of
+ * `contextSize`. max_tokens is capped to what fits, so the context never shifts mid-answer and
+ * a capped answer ends with finish_reason 'length', like llama-server.
+ */
+export function generationOptions(
+  model: string,
+  req: SamplingParams,
+  promptTokens: number,
+  contextSize: number,
+): LlamaCompletionGenerationOptions & { maxTokens: number } {
+  const room = contextSize - promptTokens;
+  if (room < 1) throw new ContextLengthExceededError(model, promptTokens, contextSize);
+  const requested = req.max_tokens ?? DEFAULT_MAX_TOKENS;
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw invalidRequest('max_tokens must be a positive integer', 'max_tokens');
+  }
+  const temperature = req.temperature ?? DEFAULT_TEMPERATURE;
+  if (!(temperature >= 0)) throw invalidRequest('temperature must be >= 0', 'temperature');
+  if (req.top_p !== undefined && !(req.top_p > 0 && req.top_p <= 1)) {
+    throw invalidRequest('top_p must be in (0, 1]', 'top_p');
+  }
+  return {
+    maxTokens: Math.min(requested, room),
+    temperature,
+    ...(req.top_p !== undefined ? { topP: req.top_p } : {}),
+    ...(req.seed !== undefined ? { seed: req.seed } : {}),
+    // OpenAI semantics: no repetition penalty unless asked for (node-llama-cpp enables one by default).
+    repeatPenalty: false,
+    // The prompt is checked to fit above; shifting would silently drop the start of the conversation.
+    disableContextShift: true,
+    contextShiftSize: 1,
+  };
+}
