@@ -37,6 +37,7 @@ describe('GGUF writer', () => {
 
     const info = await readGgufFileInfo(path);
     expect(info.version).toBe(3);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walking parsed metadata of a known shape
     const meta = info.metadata as unknown as Record<string, any>;
     expect(meta.general.architecture).toBe('llama');
     expect(meta.general.name).toBe('tiny-chat');
@@ -131,6 +132,7 @@ describe('GGUF writer', () => {
     expect(statSync(path).size).toBe(size);
 
     const info = await readGgufFileInfo(path);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- walking parsed metadata of a known shape
     const meta = info.metadata as unknown as Record<string, any>;
     expect(meta.x).toEqual({ u64: 2n ** 40n, flag: true, list: [-1, 2, 3] });
     // The tensor's 12 bytes are the last ones in the file.
