@@ -61,7 +61,7 @@ export function networkErrorText(err: unknown): string {
   // Duck-typed: errors raised by node internals may come from another realm (jest's vm), failing instanceof.
   if (typeof err !== 'object' || err === null) return String(err);
   const { code, message, name } = err as { code?: unknown; message?: unknown; name?: unknown };
-  const text = typeof message === 'string' && message.length > 0 ? message : String(name ?? err);
+  const text = typeof message === 'string' && message.length > 0 ? message : typeof name === 'string' ? name : 'error';
   if (code === 'ECONNREFUSED') return `connection refused (${text})`;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer (timed out)';
   if (name === 'AbortError' || name === 'TimeoutError') return 'aborted';

@@ -15,6 +15,7 @@ export function remoteBackend(
     apiKey: null,
     probeTimeoutMs: 1000,
     probeCacheMs: 0,
+    probeIntervalMs: 0,
     failureThreshold: 3,
     requestTimeoutMs: 2000,
     threads: null,

@@ -33,9 +33,13 @@ describe('upstream failures map to the error envelope, request-scoped', () => {
 
   it('a hung server also bounds a stream that never starts', async () => {
     server = await startHungServer();
-    provider = new OpenAiProvider(remoteBackend('openai', server.url, { requestTimeoutMs: 150 }), new SystemClock());
+    const streaming = new OpenAiProvider(
+      remoteBackend('openai', server.url, { requestTimeoutMs: 150 }),
+      new SystemClock(),
+    );
+    provider = streaming;
     const consume = async (): Promise<void> => {
-      for await (const _ of provider!.chatCompletionStream!('m', chat, new AbortController().signal)) void _;
+      for await (const _ of streaming.chatCompletionStream('m', chat, new AbortController().signal)) void _;
     };
     await expect(consume()).rejects.toMatchObject({ status: 504 });
   });
