@@ -517,7 +517,11 @@ export class LlamaCppProvider implements ModelProvider {
     slot.estimating ??= (async () => {
       try {
         const lib = await this.runtime.module();
-        const insights = await lib.GgufInsights.from(await lib.readGgufFileInfo(path), llama);
+        const info = await lib.readGgufFileInfo(path);
+        // The V2 estimates hand the header to native code, which aborts on the same files a load would.
+        const problems = checkGgufMetadata(info).problems;
+        if (problems.length > 0) throw new Error(problems.join('; '));
+        const insights = await lib.GgufInsights.from(info, llama);
         const contextSize = slot.config.contextSize ?? Math.min(insights.trainContextSize ?? 0, DEFAULT_CONTEXT_SIZE);
         const parts = [
           await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 }),
