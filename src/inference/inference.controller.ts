@@ -39,6 +39,7 @@ export class InferenceController {
   }
 
   @Post('chat/completions')
+  @HttpCode(200)
   async chat(
     @Body() dto: ChatCompletionDto,
     @Req() request: FastifyRequest,
@@ -54,6 +55,7 @@ export class InferenceController {
   }
 
   @Post('completions')
+  @HttpCode(200)
   async completions(
     @Body() dto: CompletionDto,
     @Req() request: FastifyRequest,
@@ -76,6 +78,7 @@ export class InferenceController {
   }
 
   @Post('images/generations')
+  @HttpCode(200)
   async images(@Body() dto: ImageGenerationDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnDisconnect(reply);
     await reply.send(await this.inference.generateImages(dto, abort.signal));
