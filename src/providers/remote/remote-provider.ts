@@ -83,6 +83,9 @@ export abstract class RemoteProvider implements ModelProvider {
     if (!observation.reachable || observation.serverState === 'error') {
       throw new Error(`${this.kind} backend at ${this.url}: ${observation.error ?? 'unreachable'}`);
     }
+    // Reachable but still loading its model (llama-server 503 "Loading model"): cannot serve yet. The same
+    // reason a probe gives; the next good probe makes the backend ready.
+    if (observation.serverState === 'loading') throw new Error('loading model');
   }
 
   descriptors(): ModelDescriptor[] {
