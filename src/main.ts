@@ -36,8 +36,10 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // `on`, not `once`: signal-exit (pulled in by node-llama-cpp's dependencies) re-raises the signal
+  // when it finds itself the only listener, which would turn a clean exit 0 into death by SIGTERM.
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.log(`listening on http://${config.server.host}:${config.server.port}${config.demo ? ' (embedded demo)' : ''}`);
 }

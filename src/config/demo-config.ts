@@ -46,8 +46,8 @@ export function demoBackends(dataDir: string): BackendConfig[] {
   const paths = demoPaths(dataDir);
   return [
     inProcess('local-llm', 'llama-cpp', [
-      model('demo-chat', paths.chat, { preload: true, contextSize: 256 }),
-      model('demo-embed', paths.embed, { embeddings: true, purpose: 'embedding', contextSize: 256 }),
+      model('demo-chat', paths.chat, { preload: true }),
+      model('demo-embed', paths.embed, { embeddings: true, purpose: 'embedding' }),
     ]),
     inProcess('local-image', 'onnx-image', [model('demo-image', paths.image, { preload: true })]),
   ];

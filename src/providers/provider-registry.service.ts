@@ -35,7 +35,7 @@ export class ProviderRegistry implements OnApplicationBootstrap, OnApplicationSh
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly backendState: BackendStateService,
-    factory: ProviderFactory,
+    private readonly factory: ProviderFactory,
   ) {
     for (const backend of config.backends) {
       this.providers.set(backend.name, { provider: factory.create(backend), backend });
@@ -60,6 +60,7 @@ export class ProviderRegistry implements OnApplicationBootstrap, OnApplicationSh
 
   async onApplicationShutdown(): Promise<void> {
     await Promise.allSettled([...this.providers.values()].map(({ provider }) => provider.dispose()));
+    await this.factory.dispose();
   }
 
   all(): { provider: ModelProvider; backend: BackendConfig }[] {
