@@ -90,6 +90,15 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     return () => this.events.off('event', listener);
   }
 
+  /**
+   * A request through modelplane made us believe a remote model is loaded (called when that request ends):
+   * an observation cached from before it must not be taken for drift.
+   */
+  onBeliefChange(listener: (backend: string) => void): () => void {
+    this.events.on('belief', listener);
+    return () => this.events.off('belief', listener);
+  }
+
   record(id: string): ModelRecord {
     let record = this.records.get(id);
     if (!record) {
@@ -168,6 +177,7 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     if (!this.admitting) throw new ServiceShuttingDownError();
     const resolved = this.registry.resolve(id);
     const record = this.record(id);
+    let believedNow = false;
     await record.lock.run(async () => {
       if (IN_PROCESS_KINDS.includes(resolved.backend.type) && record.state !== 'loaded') {
         await this.loadLocked(resolved, record, signal);
@@ -175,6 +185,7 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
       record.inFlight++;
       if (!IN_PROCESS_KINDS.includes(resolved.backend.type) && record.state !== 'unknown') {
         // Remote servers load on demand; a request through us is evidence it is (or will be) resident.
+        believedNow = record.state !== 'loaded';
         record.state = 'loaded';
       }
     });
@@ -187,6 +198,7 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
         record.inFlight--;
         record.lastActivityMs = this.clock.nowMs();
         if (record.inFlight === 0) for (const wake of record.idleWaiters.splice(0)) wake();
+        if (believedNow) this.events.emit('belief', record.backend);
       },
     };
   }

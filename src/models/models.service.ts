@@ -103,6 +103,7 @@ export class ModelsService {
   ) {
     // Our own loads and unloads change what is loaded: the next answer must not come from the cache.
     lifecycle.onEvent((event) => probes.invalidate(event.backend));
+    lifecycle.onBeliefChange((backend) => probes.invalidate(backend));
   }
 
   onDrift(listener: (event: DriftEvent) => void): () => void {
@@ -141,9 +142,11 @@ export class ModelsService {
       const entry = this.registry.all().find((p) => p.backend.name === result.backend);
       if (!entry) continue;
       for (const observed of result.models) {
+        // The belief as it was when compared: reconcile() may then align it with the observation.
+        const believed = this.lifecycle.peek(observed.id)?.state ?? null;
         const drift = this.reconcile(entry.provider, observed);
         if (observed.state !== 'loaded') continue;
-        loaded.push(this.loadedEntry(entry.provider, observed, drift));
+        loaded.push(this.loadedEntry(entry.provider, observed, drift, believed));
       }
     }
     return { loaded, backends: results.map((r) => this.backendEntry(r)) };
@@ -230,8 +233,13 @@ export class ModelsService {
     const record = this.lifecycle.peek(observed.id);
     const believed = record?.state;
     const comparable = (s: string | undefined): boolean => s === 'loaded' || s === 'unloaded';
+    // While our own requests run, the backend may still be loading the model for them: nothing to judge.
     const drift =
-      record !== undefined && comparable(believed) && comparable(observed.state) && believed !== observed.state;
+      record !== undefined &&
+      record.inFlight === 0 &&
+      comparable(believed) &&
+      comparable(observed.state) &&
+      believed !== observed.state;
     const key = `${provider.backendName}/${observed.id}`;
     if (drift && !this.drifting.has(key)) {
       this.drifting.add(key);
@@ -253,7 +261,12 @@ export class ModelsService {
     return drift;
   }
 
-  private loadedEntry(provider: ModelProvider, observed: ObservedModel, drift: boolean): LoadedEntry {
+  private loadedEntry(
+    provider: ModelProvider,
+    observed: ObservedModel,
+    drift: boolean,
+    believed: string | null,
+  ): LoadedEntry {
     const resolved = this.registry.find(observed.id);
     const record = this.lifecycle.peek(observed.id);
     const local = IN_PROCESS_KINDS.includes(provider.kind);
@@ -274,7 +287,7 @@ export class ModelsService {
       in_flight: record?.inFlight ?? 0,
       pinned: this.lifecycle.isPinned(observed.id),
       observed_via: observed.observedVia,
-      believed_state: record?.state ?? null,
+      believed_state: believed,
       observed_state: observed.state,
       drift,
     };
