@@ -25,17 +25,7 @@ export async function writeSse<T>(
     while (!abort.signal.aborted) {
       const next = await iterator.next();
       if (next.done) break;
-      if (!raw.write(`data: ${JSON.stringify(next.value)}\n\n`)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            raw.off('drain', done);
-            raw.off('close', done);
-            resolve();
-          };
-          raw.once('drain', done);
-          raw.once('close', done);
-        });
-      }
+      if (!raw.write(`data: ${JSON.stringify(next.value)}\n\n`)) await drained(raw, abort.signal);
     }
     if (!abort.signal.aborted) raw.write('data: [DONE]\n\n');
   } catch (err) {
@@ -55,4 +45,20 @@ export function abortOnDisconnect(reply: FastifyReply): AbortController {
     if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
   });
   return abort;
+}
+
+/** Waits for the socket to accept more data, or for the client to be gone (whichever comes first). */
+function drained(raw: FastifyReply['raw'], signal: AbortSignal): Promise<void> {
+  if (raw.destroyed || signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      raw.off('drain', done);
+      raw.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    raw.once('drain', done);
+    raw.once('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
