@@ -3,8 +3,10 @@
  * compares against a baseline measured in the same process/run, never against a stored number.
  */
 import { runImageBench } from './image.bench.js';
+import { runLlmBench } from './llm.bench.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
+  llm: runLlmBench,
   image: runImageBench,
 };
 

@@ -1,0 +1,140 @@
+/**
+ * LLM benchmark (issue: llama-cpp provider): tokens/s through POST /v1/chat/completions and
+ * /v1/completions vs the same generation called directly on node-llama-cpp, same process, same
+ * runtime settings, interleaved runs; plus time-to-first-token over SSE.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { tmpdir } from 'node:os';
+import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js';
+import { BENCH, writeTinyLlamaGguf } from '../../src/providers/llama-cpp/gguf-writer.js';
+import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
+import { startBenchApp } from './app-runner.js';
+import { fixed, median, table } from './bench-util.js';
+
+const MAX_TOKENS = 200;
+const RUNS = 5;
+
+interface Sample {
+  tokens: number;
+  totalMs: number;
+  firstTokenMs: number;
+}
+
+async function httpStream(url: string, path: string, body: Record<string, unknown>): Promise<Sample> {
+  const started = performance.now();
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, temperature: 0, max_tokens: MAX_TOKENS }),
+  });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let first: number | null = null;
+  let buffer = '';
+  let tokens = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let idx: number;
+    while ((idx = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, idx);
+      buffer = buffer.slice(idx + 2);
+      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+      const chunk = JSON.parse(event.slice(6)) as {
+        choices: { delta?: { content?: string }; text?: string }[];
+        usage?: { completion_tokens: number };
+      };
+      const piece = chunk.choices[0]?.delta?.content ?? chunk.choices[0]?.text ?? '';
+      if (piece && first === null) first = performance.now();
+      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+    }
+  }
+  return { tokens, totalMs: performance.now() - started, firstTokenMs: (first ?? started) - started };
+}
+
+async function httpJson(url: string, path: string, body: Record<string, unknown>): Promise<Sample> {
+  const started = performance.now();
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, temperature: 0, max_tokens: MAX_TOKENS }),
+  });
+  const json = (await res.json()) as { usage: { completion_tokens: number } };
+  const totalMs = performance.now() - started;
+  return { tokens: json.usage.completion_tokens, totalMs, firstTokenMs: NaN };
+}
+
+const tps = (s: Sample): number => (s.tokens / s.totalMs) * 1000;
+/** Generation speed after the first token: prompt evaluation excluded. */
+const decodeTps = (s: Sample): number => ((s.tokens - 1) / (s.totalMs - s.firstTokenMs)) * 1000;
+
+export async function runLlmBench(): Promise<string> {
+  const modelPath = join(tmpdir(), 'modelplane-bench-26m.gguf');
+  const written = writeTinyLlamaGguf(modelPath, BENCH);
+  const runtime = new LlamaRuntime({ gpu: false });
+  const bench = await startBenchApp({
+    backends: [
+      {
+        name: 'llm',
+        type: 'llama-cpp',
+        threads: runtime.threads,
+        models: [{ id: 'bench', path: modelPath, preload: true }],
+      },
+    ],
+  });
+  const direct: Sample[] = [];
+  const completions: Sample[] = [];
+  const chat: Sample[] = [];
+  const chatStream: Sample[] = [];
+  try {
+    // Warm both paths once (page cache, allocator), then interleave so machine noise hits both alike.
+    await directGenerate(runtime, { modelPath, prompt: 'warm up', maxTokens: 16 });
+    await httpJson(bench.url, '/v1/completions', { model: 'bench', prompt: 'warm up' });
+    for (let i = 0; i < RUNS; i++) {
+      // A different prompt per run: the provider reuses a cached prompt prefix, the direct call does not.
+      const prompt = `Run ${i}: once upon a time`;
+      const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS })).runs[0]!;
+      direct.push({ tokens: d.completionTokens, totalMs: d.totalMs, firstTokenMs: d.firstTokenMs });
+      completions.push(await httpJson(bench.url, '/v1/completions', { model: 'bench', prompt }));
+      chat.push(
+        await httpJson(bench.url, '/v1/chat/completions', {
+          model: 'bench',
+          messages: [{ role: 'user', content: prompt }],
+        }),
+      );
+      chatStream.push(
+        await httpStream(bench.url, '/v1/chat/completions', {
+          model: 'bench',
+          messages: [{ role: 'user', content: prompt }],
+        }),
+      );
+    }
+  } finally {
+    await bench.close();
+    await runtime.dispose();
+  }
+  const base = median(direct.map(tps));
+  const row = (name: string, samples: Sample[]): (string | number)[] => [
+    name,
+    fixed(median(samples.map(tps)), 1),
+    fixed(median(samples.map(tps)) / base, 3),
+    Number.isNaN(median(samples.map((s) => s.firstTokenMs)))
+      ? '—'
+      : fixed(median(samples.map((s) => s.firstTokenMs)), 1),
+  ];
+  return [
+    `### LLM tokens/s (node-llama-cpp ${runtime.threads} thread(s), generated ${BENCH.name} F16 model, ${(written.sizeBytes / 1e6).toFixed(1)} MB, ${MAX_TOKENS} tokens greedy, median of ${RUNS} interleaved runs)`,
+    '',
+    table(
+      ['path', 'tokens/s', 'ratio vs direct (goal ≥ 0.97)', 'time to first token ms', 'decode-only ratio'],
+      [
+        row('node-llama-cpp direct (LlamaCompletion)', direct),
+        row('POST /v1/completions', completions),
+        row('POST /v1/chat/completions', chat),
+        row('POST /v1/chat/completions stream (SSE)', chatStream),
+      ],
+    ),
+  ].join('\n');
+}
