@@ -4,10 +4,12 @@
  */
 import { runImageBench } from './image.bench.js';
 import { runLlmBench } from './llm.bench.js';
+import { runRemoteBench } from './remote.bench.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   llm: runLlmBench,
   image: runImageBench,
+  remote: runRemoteBench,
 };
 
 async function main(): Promise<void> {
