@@ -1,10 +1,10 @@
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module.js';
 import type { Clock } from './common/clock.js';
-import { GlobalExceptionFilter, sendError } from './common/exception.filter.js';
+import { GlobalExceptionFilter } from './common/exception.filter.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 
@@ -26,8 +26,6 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: config.server.bodyLimitBytes,
-    // We replace Nest's error handler on purpose (one envelope for body-parser errors too).
-    allowErrorHandlerOverride: true,
     // Accept a well-formed client id so one request can be followed across services; otherwise make one.
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const given = req.headers['x-request-id'];
@@ -43,12 +41,9 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     },
   );
   const fastify = app.getHttpAdapter().getInstance();
-  const httpLogger = new Logger('HTTP');
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
-  // Body-parser errors (bad JSON, too large) happen before Nest's filters; give them the same envelope.
-  fastify.setErrorHandler((error, request, reply) => sendError(reply, request, error, httpLogger));
   app.useGlobalFilters(new GlobalExceptionFilter());
   app.useGlobalPipes(createValidationPipe());
   return app;

@@ -25,6 +25,11 @@ export async function writeSse<T>(
     while (!abort.signal.aborted) {
       const next = await iterator.next();
       if (next.done) break;
+      // Chunks that arrive in one burst leave in one TCP write: cork until the event loop turns.
+      if (!raw.writableCorked) {
+        raw.cork();
+        setImmediate(() => raw.uncork());
+      }
       if (!raw.write(`data: ${JSON.stringify(next.value)}\n\n`)) await drained(raw, abort.signal);
     }
     if (!abort.signal.aborted) raw.write('data: [DONE]\n\n');

@@ -2,6 +2,7 @@
  * `npm run bench [name...]`: runs the benchmarks and prints markdown for docs/benchmarks.md. Each one
  * compares against a baseline measured in the same process/run, never against a stored number.
  */
+import { runEvictionBench } from './eviction.bench.js';
 import { runImageBench } from './image.bench.js';
 import { runLlmBench } from './llm.bench.js';
 import { runRemoteBench } from './remote.bench.js';
@@ -9,6 +10,7 @@ import { runRemoteBench } from './remote.bench.js';
 const BENCHES: Record<string, () => Promise<string>> = {
   llm: runLlmBench,
   image: runImageBench,
+  eviction: runEvictionBench,
   remote: runRemoteBench,
 };
 

@@ -66,3 +66,21 @@ describe('error envelope', () => {
     expect(res.body.error.message).not.toMatch(/at .*\.js:\d+/);
   });
 });
+
+describe('body limits', () => {
+  let running: RunningApp;
+  beforeAll(async () => {
+    running = await startApp({ server: { body_limit_bytes: 2048 }, backends: [] });
+  });
+  afterAll(() => running.close());
+
+  it('a body over server.body_limit_bytes gets 413 payload_too_large in the envelope', async () => {
+    const res = await getJson(`${running.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'x', messages: [{ role: 'user', content: 'y'.repeat(5000) }] }),
+    });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('payload_too_large');
+  });
+});
