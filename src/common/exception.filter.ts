@@ -40,7 +40,9 @@ export function toAppError(err: unknown, method = '', url = ''): AppError {
         ? response
         : Array.isArray((response as { message?: unknown }).message)
           ? (response as { message: string[] }).message.join('; ')
-          : String((response as { message?: unknown }).message ?? err.message);
+          : typeof (response as { message?: unknown }).message === 'string'
+            ? (response as { message: string }).message
+            : err.message;
     return new AppError(status, codeForStatus(status), message);
   }
   const fastifyError = err as { statusCode?: number };

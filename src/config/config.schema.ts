@@ -70,7 +70,7 @@ export class ModelSchema {
 
 export class BackendSchema {
   @IsString() @Matches(/^[A-Za-z0-9._-]{1,64}$/, { message: 'name must be 1-64 letters, digits, . _ -' }) name!: string;
-  @IsIn(BACKEND_KINDS as unknown as string[]) type!: string;
+  @IsIn(BACKEND_KINDS) type!: string;
   @IsOptional() @IsUrl(URL_OPTIONS) url?: string;
   @IsOptional() @IsString() api_key?: string;
   @IsOptional() @IsInt() @Min(1) probe_timeout_ms?: number;

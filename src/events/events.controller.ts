@@ -1,6 +1,7 @@
 import { Controller, Get, Header, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
+import { Readiness } from '../backend-state/readiness.js';
 import { ModelLifecycleService } from '../models/model-lifecycle.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { EventsService } from './events.service.js';
@@ -55,7 +56,7 @@ export class EventsController {
       }
     };
     const snapshot = this.backendState.snapshot();
-    const readinessValues = ['initializing', 'ready', 'degraded', 'unavailable'];
+    const readinessValues = Object.values(Readiness);
     metric(
       'modelplane_readiness',
       'Aggregate readiness (1 for the current value).',

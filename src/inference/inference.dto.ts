@@ -13,7 +13,6 @@ import {
   IsNumber,
   IsOptional,
   IsString,
-  Matches,
   Max,
   MaxLength,
   Min,
@@ -46,7 +45,12 @@ function contentToText(value: unknown): unknown {
   if (!Array.isArray(value)) return value;
   if (!value.every((p) => typeof p === 'object' && p !== null && (p as { type?: unknown }).type === 'text'))
     return value;
-  return value.map((p) => String((p as { text?: unknown }).text ?? '')).join('');
+  return value
+    .map((p) => {
+      const text = (p as { text?: unknown }).text;
+      return typeof text === 'string' ? text : '';
+    })
+    .join('');
 }
 
 export class ChatMessageDto {

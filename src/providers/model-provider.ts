@@ -29,8 +29,11 @@ export type BackendKind = (typeof BACKEND_KINDS)[number];
 export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
 export const REMOTE_KINDS: readonly BackendKind[] = ['llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'];
 
-/** What a model is for; the Models-app shows it. Free text beyond these well-known values. */
-export type ModelPurpose = 'chat' | 'embedding' | 'image-generation' | 'vision' | 'code' | 'text-to-speech' | string;
+/**
+ * What a model is for; the Models-app shows it. Well-known values: chat, embedding, image-generation,
+ * vision, code, text-to-speech; free text beyond those.
+ */
+export type ModelPurpose = string;
 
 /** Load state as observed from the runtime that holds the model. */
 export type ObservedState = 'loaded' | 'loading' | 'unloaded' | 'unknown';

@@ -95,7 +95,7 @@ export async function runLlmBench(): Promise<string> {
     for (let i = 0; i < RUNS; i++) {
       // A different prompt per run: the provider reuses a cached prompt prefix, the direct call does not.
       const prompt = `Run ${i}: once upon a time`;
-      const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS })).runs[0]!;
+      const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS })).runs[0];
       direct.push({ tokens: d.completionTokens, totalMs: d.totalMs, firstTokenMs: d.firstTokenMs });
       completions.push(await httpJson(bench.url, '/v1/completions', { model: 'bench', prompt }));
       chat.push(
@@ -123,6 +123,9 @@ export async function runLlmBench(): Promise<string> {
     Number.isNaN(median(samples.map((s) => s.firstTokenMs)))
       ? '—'
       : fixed(median(samples.map((s) => s.firstTokenMs)), 1),
+    Number.isNaN(median(samples.map(decodeTps)))
+      ? '—'
+      : fixed(median(samples.map(decodeTps)) / median(direct.map(decodeTps)), 3),
   ];
   return [
     `### LLM tokens/s (node-llama-cpp ${runtime.threads} thread(s), generated ${BENCH.name} F16 model, ${(written.sizeBytes / 1e6).toFixed(1)} MB, ${MAX_TOKENS} tokens greedy, median of ${RUNS} interleaved runs)`,

@@ -5,8 +5,10 @@ import { FakeClock } from '../support/fake-clock.js';
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
 
 const image = (model: string) => ({ model, prompt: 'a boat', size: '64x64', steps: 1, seed: 1 });
-const loadedNames = async (url: string): Promise<string[]> =>
-  (await getJson(`${url}/api/models/loaded`)).body.loaded.map((m: { name: string }) => m.name).sort();
+const loadedNames = async (url: string): Promise<string[]> => {
+  const { body } = await getJson(`${url}/api/models/loaded`);
+  return (body as { loaded: { name: string }[] }).loaded.map((m) => m.name).sort();
+};
 
 describe('idle eviction and memory budget (real onnx-image models, fake clock)', () => {
   let running: RunningApp;

@@ -34,25 +34,25 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
     } as ImageParams);
 
   it('returns a PNG of the asked size, through the official openai client', async () => {
-    const res = await generate({ size: '96x64' as ImageParams['size'], seed: 3, steps: 2 });
+    const res = await generate({ size: '96x64', seed: 3, steps: 2 });
     expect(res.data).toHaveLength(1);
-    const png = Buffer.from(res.data![0]!.b64_json!, 'base64');
+    const png = Buffer.from(res.data![0].b64_json!, 'base64');
     expect(pngSize(png)).toEqual({ width: 96, height: 64 });
-    expect(res.data![0]!.revised_prompt).toBe('a red fox in snow');
+    expect(res.data![0].revised_prompt).toBe('a red fox in snow');
     expect((res as unknown as { usage: { seed: number } }).usage.seed).toBe(3);
   });
 
   it('returns n images', async () => {
-    const res = await generate({ n: 3, size: '64x64' as ImageParams['size'], seed: 1, steps: 1 });
+    const res = await generate({ n: 3, size: '64x64', seed: 1, steps: 1 });
     expect(res.data).toHaveLength(3);
   });
 
   it('same seed → same bytes; another seed → other bytes', async () => {
-    const a = await generate({ size: '64x64' as ImageParams['size'], seed: 42, steps: 2 });
-    const b = await generate({ size: '64x64' as ImageParams['size'], seed: 42, steps: 2 });
-    const c = await generate({ size: '64x64' as ImageParams['size'], seed: 43, steps: 2 });
-    expect(b.data![0]!.b64_json).toBe(a.data![0]!.b64_json);
-    expect(c.data![0]!.b64_json).not.toBe(a.data![0]!.b64_json);
+    const a = await generate({ size: '64x64', seed: 42, steps: 2 });
+    const b = await generate({ size: '64x64', seed: 42, steps: 2 });
+    const c = await generate({ size: '64x64', seed: 43, steps: 2 });
+    expect(b.data![0].b64_json).toBe(a.data![0].b64_json);
+    expect(c.data![0].b64_json).not.toBe(a.data![0].b64_json);
   });
 
   it.each<[string, Record<string, unknown>, string]>([
@@ -70,14 +70,14 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
   });
 
   it('the openai client surfaces the validation error message', async () => {
-    await expect(generate({ size: '30x30' as ImageParams['size'] })).rejects.toMatchObject({
+    await expect(generate({ size: '30x30' })).rejects.toMatchObject({
       status: 400,
       code: 'validation_failed',
     });
   });
 
   it('is listed in /api/models/loaded with purpose image-generation and its size, and unload releases it', async () => {
-    await generate({ size: '64x64' as ImageParams['size'], steps: 1 });
+    await generate({ size: '64x64', steps: 1 });
     const loaded = await getJson(`${running.url}/api/models/loaded`);
     const entry = loaded.body.loaded.find((m: { name: string }) => m.name === 'tiny-lcm');
     expect(entry).toMatchObject({
@@ -96,7 +96,7 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
     expect(after.body.loaded.map((m: { name: string }) => m.name)).not.toContain('tiny-lcm');
 
     // The next request reloads it transparently.
-    const again = await generate({ size: '64x64' as ImageParams['size'], steps: 1 });
+    const again = await generate({ size: '64x64', steps: 1 });
     expect(again.data).toHaveLength(1);
   });
 });

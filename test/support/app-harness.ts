@@ -26,6 +26,7 @@ export async function startApp(
 export async function getJson(
   url: string,
   init?: RequestInit,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on arbitrary JSON shapes
 ): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(url, init);
   const text = await res.text();

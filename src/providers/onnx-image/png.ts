@@ -45,8 +45,7 @@ function filterRows(pixels: Uint8Array, width: number, height: number, bpp: numb
       out.set(pixels.subarray(0, stride), base + 1);
       continue;
     }
-    for (let i = 0; i < stride; i++)
-      out[base + 1 + i] = (pixels[rowStart + i]! - pixels[rowStart - stride + i]!) & 0xff;
+    for (let i = 0; i < stride; i++) out[base + 1 + i] = (pixels[rowStart + i] - pixels[rowStart - stride + i]) & 0xff;
   }
   return out;
 }
