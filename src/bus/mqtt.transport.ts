@@ -1,0 +1,202 @@
+import { Logger } from '@nestjs/common';
+import { connect as mqttConnect, type MqttClient } from 'mqtt';
+import {
+  type BackoffOptions,
+  backoffDelayMs,
+  type BusPayloadHandler,
+  type BusTransport,
+  type BusTransportStats,
+  DEFAULT_BACKOFF,
+  errorMessage,
+  type PublishOptions,
+  TransportState,
+} from './transport.js';
+
+export interface MqttTransportOptions {
+  url: string;
+  connectTimeoutMs: number;
+  epochMs?: () => number;
+  backoff?: BackoffOptions;
+  clientId?: string;
+}
+
+/**
+ * MQTT over the `mqtt` package. Reconnects are ours, not mqtt.js's: its fixed reconnectPeriod would
+ * hammer a dead broker every second forever, so we run it with reconnectPeriod 0 and schedule
+ * `reconnect()` with a growing delay. For the same reason subscriptions are re-sent by us on every
+ * CONNACK (mqtt.js only remembers them when it does the reconnecting itself).
+ */
+export class MqttTransport implements BusTransport {
+  readonly kind = 'mqtt' as const;
+  readonly url: string;
+  private readonly logger = new Logger(MqttTransport.name);
+  private readonly state: TransportState;
+  private readonly handlers = new Map<string, Set<BusPayloadHandler>>();
+  private client: MqttClient | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+  private closed = false;
+  /** Whether we already said "not reachable" for the current outage (logs on flips only). */
+  private outageLogged = false;
+
+  constructor(private readonly options: MqttTransportOptions) {
+    this.url = options.url;
+    this.state = new TransportState(options.epochMs ?? Date.now);
+  }
+
+  get connected(): boolean {
+    return this.state.connected;
+  }
+
+  get lastError(): string | null {
+    return this.state.lastError;
+  }
+
+  connect(): Promise<void> {
+    if (this.client || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(done, this.options.connectTimeoutMs);
+      const off = this.state.onState((connected) => {
+        if (connected) done();
+      });
+      try {
+        this.client = mqttConnect(this.options.url, {
+          reconnectPeriod: 0,
+          connectTimeout: this.options.connectTimeoutMs,
+          resubscribe: false,
+          clean: true,
+          clientId: this.options.clientId,
+          // Offline publishes are dropped by us; never let mqtt.js pile them up for later.
+          queueQoSZero: false,
+        });
+      } catch (error) {
+        // A malformed URL throws synchronously; stay disconnected and say why.
+        this.state.lastError = errorMessage(error);
+        this.logger.error(`MQTT bus disabled: cannot connect to ${this.url}: ${this.state.lastError}`);
+        done();
+        return;
+      }
+      this.wire(this.client);
+    });
+  }
+
+  publish(topic: string, payload: Buffer | string, options: PublishOptions = {}): Promise<boolean> {
+    const client = this.client;
+    if (!client || !this.state.connected) {
+      this.state.countDropped();
+      return Promise.resolve(false);
+    }
+    return new Promise<boolean>((resolve) => {
+      try {
+        // The callback fires when QoS 0 is written, or when the broker's PUBACK arrives for QoS 1.
+        client.publish(topic, payload, { qos: options.reliable ? 1 : 0 }, (error) => {
+          if (error) this.state.countDropped();
+          else this.state.countPublished();
+          resolve(!error);
+        });
+      } catch {
+        this.state.countDropped();
+        resolve(false);
+      }
+    });
+  }
+
+  subscribe(topic: string, handler: BusPayloadHandler): void {
+    let set = this.handlers.get(topic);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(topic, set);
+      if (this.client && this.state.connected) this.sendSubscribe(this.client, [topic]);
+    }
+    set.add(handler);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const client = this.client;
+    this.client = null;
+    this.state.set(false);
+    if (client) await client.endAsync(true).catch(() => undefined);
+  }
+
+  onStateChange(listener: (connected: boolean) => void): () => void {
+    return this.state.onState(listener);
+  }
+
+  stats(): BusTransportStats {
+    return this.state.stats();
+  }
+
+  private wire(client: MqttClient): void {
+    client.on('connect', () => {
+      this.attempt = 0;
+      this.outageLogged = false;
+      this.sendSubscribe(client, [...this.handlers.keys()]);
+      if (this.state.set(true)) this.logger.log(`MQTT bus connected to ${this.url}`);
+    });
+    client.on('message', (topic, payload) => {
+      for (const handler of this.handlers.get(topic) ?? []) {
+        try {
+          handler(payload);
+        } catch (error) {
+          this.logger.error(`bus handler for '${topic}' threw: ${errorMessage(error)}`);
+        }
+      }
+    });
+    // mqtt.js emits 'error' for refused connections and bad CONNACKs; without a listener it would throw.
+    client.on('error', (error) => {
+      this.state.lastError = errorMessage(error);
+    });
+    client.on('close', () => {
+      if (this.closed) return;
+      const wasConnected = this.state.connected;
+      this.state.set(false);
+      const backoff = this.options.backoff ?? DEFAULT_BACKOFF;
+      const delay = backoffDelayMs(this.attempt, backoff);
+      this.attempt += 1;
+      if (wasConnected) {
+        this.logger.warn(`MQTT bus lost ${this.url}; reconnecting with backoff (first retry in ${delay} ms)`);
+        this.outageLogged = true;
+      } else if (!this.outageLogged) {
+        const why = this.state.lastError ? `: ${this.state.lastError}` : '';
+        this.logger.warn(
+          `MQTT broker ${this.url} not reachable${why}; retrying with backoff up to ${backoff.maxMs} ms`,
+        );
+        this.outageLogged = true;
+      }
+      this.scheduleReconnect(client, delay);
+    });
+  }
+
+  private scheduleReconnect(client: MqttClient, delayMs: number): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.closed && this.client === client) client.reconnect();
+    }, delayMs);
+    // The retry loop alone must not keep the process alive.
+    this.reconnectTimer.unref();
+  }
+
+  private sendSubscribe(client: MqttClient, topics: string[]): void {
+    if (topics.length === 0) return;
+    // QoS 1: the broker must get our PUBACK for each request, so a request is not lost to a busy socket.
+    client.subscribe(topics, { qos: 1 }, (error) => {
+      // A SUBSCRIBE cut off by a dropped connection is re-sent on the next CONNACK; not worth a log.
+      if (error && this.client === client && this.state.connected) {
+        this.state.lastError = `subscribe failed: ${errorMessage(error)}`;
+        this.logger.error(`MQTT subscribe to ${topics.join(', ')} failed: ${errorMessage(error)}`);
+      }
+    });
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The one seam between the bus service and a pub/sub library. Two rules every transport keeps:
+ * `connected` is true only after the broker/router acknowledged us (a session opened in the wrong
+ * mode once published nothing while claiming to be up), and publish never throws: a message that
+ * cannot go out is dropped and counted so /health shows it.
+ */
+export type BusTransportKind = 'mqtt' | 'zenoh';
+
+export type BusPayloadHandler = (payload: Buffer) => void;
+
+export type BusStateListener = (connected: boolean) => void;
+
+export interface PublishOptions {
+  /**
+   * Ask the transport for its acknowledged delivery (MQTT QoS 1) — for replies a requester waits on.
+   * Heartbeats are superseded by the next one and go best-effort (QoS 0).
+   */
+  reliable?: boolean;
+}
+
+export interface BackoffOptions {
+  /** First reconnect delay; doubles per failed attempt. */
+  initialMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+
+export interface BusTransportStats {
+  published: number;
+  dropped: number;
+  /** Wall-clock ms of the last message the transport handed over successfully; null before any. */
+  lastPublishMs: number | null;
+  /** The last connection problem, for /health; null once connected. */
+  lastError: string | null;
+}
+
+export interface BusTransport {
+  readonly kind: BusTransportKind;
+  readonly url: string;
+  /** true only after the broker/router acknowledged the session. */
+  readonly connected: boolean;
+  /** The last connection problem (null while connected), for /health. */
+  readonly lastError: string | null;
+  /**
+   * Starts connecting (and keeps retrying in the background). Resolves once connected or after the
+   * connect timeout, whichever comes first, and never rejects: start-up must not wait on a broker.
+   */
+  connect(): Promise<void>;
+  /**
+   * Resolves true once the message was handed to the broker/router (for `reliable`, once it
+   * acknowledged it); false when it was dropped (disconnected, or the send failed) and counted.
+   * Never rejects, never throws.
+   */
+  publish(topic: string, payload: Buffer | string, options?: PublishOptions): Promise<boolean>;
+  /** Registers a handler; subscriptions survive reconnects. */
+  subscribe(topic: string, handler: BusPayloadHandler): void;
+  close(): Promise<void>;
+  /** Called on every flip of `connected`. Returns an unsubscribe function. */
+  onStateChange(listener: BusStateListener): () => void;
+  stats(): BusTransportStats;
+}
+
+/** Exponential reconnect delay: initial, 2×initial, 4×initial … capped at max. */
+export function backoffDelayMs(attempt: number, backoff: BackoffOptions): number {
+  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
+}
+
+/** Shared bookkeeping for the transports: counters, state flips and their listeners. */
+export class TransportState {
+  published = 0;
+  dropped = 0;
+  lastPublishMs: number | null = null;
+  lastError: string | null = null;
+  private connectedNow = false;
+  private readonly listeners = new Set<BusStateListener>();
+
+  constructor(private readonly epochMs: () => number) {}
+
+  get connected(): boolean {
+    return this.connectedNow;
+  }
+
+  /** Returns true when this call flipped the state. */
+  set(connected: boolean): boolean {
+    if (this.connectedNow === connected) return false;
+    this.connectedNow = connected;
+    if (connected) this.lastError = null;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(connected);
+      } catch {
+        // A listener's bug must not break the transport's reconnect logic.
+      }
+    }
+    return true;
+  }
+
+  countPublished(): void {
+    this.published += 1;
+    this.lastPublishMs = this.epochMs();
+  }
+
+  countDropped(): void {
+    this.dropped += 1;
+  }
+
+  onState(listener: BusStateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  stats(): BusTransportStats {
+    return {
+      published: this.published,
+      dropped: this.dropped,
+      lastPublishMs: this.lastPublishMs,
+      lastError: this.lastError,
+    };
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,274 @@
+/**
+ * ZenohTransport without a router (none can run here): the session factory is replaced by a fake,
+ * so the topic mapping, the open() timeout, late sessions, retries and liveness are tested for real.
+ */
+import {
+  openZenohTsSession,
+  topicToKeyExpr,
+  type ZenohSession,
+  ZenohTransport,
+  ZenohUnavailableError,
+  zenohLocator,
+} from '../../src/bus/zenoh.transport.js';
+
+const FAST_BACKOFF = { initialMs: 50, maxMs: 200 };
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+class FakeSession implements ZenohSession {
+  readonly puts: { key: string; text: string }[] = [];
+  readonly subscribers = new Map<string, (payload: Uint8Array) => void>();
+  closed = false;
+  failPuts = false;
+  failPings = false;
+
+  async put(key: string, payload: Uint8Array): Promise<void> {
+    if (this.failPuts) throw new Error('WebSocket is closed');
+    this.puts.push({ key, text: new TextDecoder().decode(payload) });
+  }
+
+  async subscribe(key: string, handler: (payload: Uint8Array) => void): Promise<void> {
+    this.subscribers.set(key, handler);
+  }
+
+  async ping(): Promise<void> {
+    if (this.failPings) throw new Error('Remote api request timeout');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** What a router would deliver to our subscriber on `key`. */
+  deliver(key: string, text: string): void {
+    this.subscribers.get(key)!(new TextEncoder().encode(text));
+  }
+}
+
+/** A factory whose open() calls the test resolves or rejects by hand. */
+function manualFactory() {
+  const calls: { locator: string; resolve: (s: ZenohSession) => void; reject: (e: unknown) => void }[] = [];
+  const factory = (locator: string) =>
+    new Promise<ZenohSession>((resolve, reject) => {
+      calls.push({ locator, resolve, reject });
+    });
+  return { factory, calls };
+}
+
+describe('topicToKeyExpr', () => {
+  it.each([
+    ['local/llm/request', 'local/llm/request'],
+    ['/local/llm/status/', 'local/llm/status'],
+    ['local//llm', 'local/llm'],
+    ['fleet/+/status', 'fleet/*/status'],
+    ['fleet/#', 'fleet/**'],
+  ])('maps %s to %s', (topic, key) => {
+    expect(topicToKeyExpr(topic)).toBe(key);
+  });
+
+  it.each([
+    ['', /no key expression chunks/],
+    ['a/#/b', /'#' must be the last level/],
+    ['a/b?c', /reserves/],
+    ['a/$x', /reserves/],
+    ['a/b*', /reserves/],
+  ])('refuses %j', (topic, message) => {
+    expect(() => topicToKeyExpr(topic)).toThrow(message);
+  });
+});
+
+describe('zenohLocator', () => {
+  it.each([
+    ['ws://127.0.0.1:10000', 'ws://127.0.0.1:10000'],
+    ['ws/127.0.0.1:10000', 'ws://127.0.0.1:10000'],
+    ['wss://router:10000', 'wss://router:10000'],
+    ['zenoh+ws://router:10000', 'ws://router:10000'],
+    ['zenoh://router:10000', 'ws://router:10000'],
+  ])('accepts %s as %s', (url, locator) => {
+    expect(zenohLocator(url)).toBe(locator);
+  });
+
+  it('refuses an MQTT url', () => {
+    expect(() => zenohLocator('mqtt://127.0.0.1:1883')).toThrow(/not a zenoh remote-api locator/);
+  });
+});
+
+describe('ZenohTransport', () => {
+  let transport: ZenohTransport | null = null;
+  afterEach(async () => {
+    await transport?.close();
+    transport = null;
+  });
+
+  it('is connected only after open() resolved; publishes and receives on mapped key expressions', async () => {
+    const session = new FakeSession();
+    const { factory, calls } = manualFactory();
+    transport = new ZenohTransport({ url: 'ws://router:10000', connectTimeoutMs: 2000, sessionFactory: factory });
+    const received: string[] = [];
+    transport.subscribe('/local/llm/request', (payload) => received.push(payload.toString('utf8')));
+    const connecting = transport.connect();
+    await waitFor(() => calls.length === 1, 1000, 'open()');
+    expect(calls[0].locator).toBe('ws://router:10000');
+    expect(transport.connected).toBe(false);
+    await expect(transport.publish('local/llm/status', 'early')).resolves.toBe(false);
+
+    calls[0].resolve(session);
+    await connecting;
+    expect(transport.connected).toBe(true);
+    expect([...session.subscribers.keys()]).toEqual(['local/llm/request']);
+
+    await expect(transport.publish('local/llm/status', '{"seq":1}')).resolves.toBe(true);
+    expect(session.puts).toEqual([{ key: 'local/llm/status', text: '{"seq":1}' }]);
+    session.deliver('local/llm/request', '{"request_id":"r1"}');
+    expect(received).toEqual(['{"request_id":"r1"}']);
+    expect(transport.stats()).toMatchObject({ published: 1, dropped: 1 });
+  });
+
+  it('stops waiting after connectTimeoutMs when open() hangs (zenoh-ts retries ~34 min), and adopts the session if it opens later', async () => {
+    const { factory, calls } = manualFactory();
+    transport = new ZenohTransport({ url: 'ws/router:10000', connectTimeoutMs: 150, sessionFactory: factory });
+    const states: boolean[] = [];
+    transport.onStateChange((c) => states.push(c));
+    const started = Date.now();
+    await transport.connect();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(transport.connected).toBe(false);
+    expect(transport.lastError).toMatch(/did not answer within 150 ms/);
+    // Still one open() in flight: no pile-up of background retries.
+    expect(calls).toHaveLength(1);
+
+    const late = new FakeSession();
+    calls[0].resolve(late);
+    await waitFor(() => transport!.connected, 1000, 'the late session');
+    expect(states).toEqual([true]);
+    expect(transport.lastError).toBeNull();
+  });
+
+  it('closes a session that opens after close()', async () => {
+    const { factory, calls } = manualFactory();
+    transport = new ZenohTransport({ url: 'ws://router:10000', connectTimeoutMs: 50, sessionFactory: factory });
+    await transport.connect();
+    await transport.close();
+    const late = new FakeSession();
+    calls[0].resolve(late);
+    await waitFor(() => late.closed, 1000, 'the late session to be closed');
+    expect(transport.connected).toBe(false);
+  });
+
+  it('retries a failed open() with backoff', async () => {
+    const { factory, calls } = manualFactory();
+    transport = new ZenohTransport({
+      url: 'ws://router:10000',
+      connectTimeoutMs: 1000,
+      sessionFactory: factory,
+      backoff: FAST_BACKOFF,
+    });
+    const connecting = transport.connect();
+    await waitFor(() => calls.length === 1, 1000, 'open()');
+    calls[0].reject(new Error('Failed to connect to locator endpoint'));
+    await waitFor(() => calls.length === 2, 2000, 'the retry');
+    expect(transport.lastError).toMatch(/Failed to connect/);
+    calls[1].resolve(new FakeSession());
+    await connecting;
+    expect(transport.connected).toBe(true);
+  });
+
+  it('gives up at once, with the reason, when zenoh-ts cannot run in this process', async () => {
+    let opens = 0;
+    transport = new ZenohTransport({
+      url: 'ws://router:10000',
+      connectTimeoutMs: 5000,
+      backoff: FAST_BACKOFF,
+      sessionFactory: async () => {
+        opens += 1;
+        throw new ZenohUnavailableError('start Node 20 with --experimental-websocket');
+      },
+    });
+    const started = Date.now();
+    await transport.connect();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(transport.connected).toBe(false);
+    expect(transport.lastError).toMatch(/--experimental-websocket/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(opens).toBe(1);
+  });
+
+  it('an MQTT url with transport zenoh is reported, not retried', async () => {
+    let opens = 0;
+    transport = new ZenohTransport({
+      url: 'mqtt://127.0.0.1:1883',
+      connectTimeoutMs: 5000,
+      sessionFactory: async () => {
+        opens += 1;
+        return new FakeSession();
+      },
+    });
+    await transport.connect();
+    expect(transport.connected).toBe(false);
+    expect(transport.lastError).toMatch(/not a zenoh remote-api locator/);
+    expect(opens).toBe(0);
+  });
+
+  it('a failed put flips to disconnected and opens a new session', async () => {
+    const first = new FakeSession();
+    const second = new FakeSession();
+    const sessions = [first, second];
+    transport = new ZenohTransport({
+      url: 'ws://router:10000',
+      connectTimeoutMs: 1000,
+      backoff: FAST_BACKOFF,
+      sessionFactory: async () => sessions.shift()!,
+    });
+    transport.subscribe('local/llm/request', () => undefined);
+    await transport.connect();
+    first.failPuts = true;
+    await expect(transport.publish('local/llm/status', 'x')).resolves.toBe(false);
+    expect(transport.connected).toBe(false);
+    expect(first.closed).toBe(true);
+    await waitFor(() => transport!.connected, 2000, 'the new session');
+    expect([...second.subscribers.keys()]).toEqual(['local/llm/request']);
+    await expect(transport.publish('local/llm/status', 'y')).resolves.toBe(true);
+    expect(second.puts.map((p) => p.text)).toEqual(['y']);
+  });
+
+  it('notices a router that stopped answering through the liveness ping', async () => {
+    const first = new FakeSession();
+    const sessions = [first, new FakeSession()];
+    transport = new ZenohTransport({
+      url: 'ws://router:10000',
+      connectTimeoutMs: 1000,
+      backoff: FAST_BACKOFF,
+      livenessIntervalMs: 50,
+      livenessTimeoutMs: 50,
+      sessionFactory: async () => sessions.shift()!,
+    });
+    const states: boolean[] = [];
+    transport.onStateChange((c) => states.push(c));
+    await transport.connect();
+    first.failPings = true;
+    await waitFor(() => states.length >= 3, 3000, 'loss and recovery');
+    expect(states.slice(0, 3)).toEqual([true, false, true]);
+    expect(first.closed).toBe(true);
+  });
+});
+
+describe('openZenohTsSession (the real factory)', () => {
+  it('explains the missing Node flag when there is no global WebSocket', async () => {
+    const holder = globalThis as { WebSocket?: unknown };
+    const saved = holder.WebSocket;
+    delete holder.WebSocket;
+    try {
+      await expect(openZenohTsSession('ws://127.0.0.1:10000')).rejects.toThrow(ZenohUnavailableError);
+      await expect(openZenohTsSession('ws://127.0.0.1:10000')).rejects.toThrow(/--experimental-websocket/);
+    } finally {
+      if (saved !== undefined) holder.WebSocket = saved;
+    }
+  });
+});
