@@ -2,6 +2,7 @@
  * ZenohTransport without a router (none can run here): the session factory is replaced by a fake,
  * so the topic mapping, the open() timeout, late sessions, retries and liveness are tested for real.
  */
+import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import {
   openZenohTsSession,
   topicToKeyExpr,
@@ -269,6 +270,40 @@ describe('openZenohTsSession (the real factory)', () => {
       await expect(openZenohTsSession('ws://127.0.0.1:10000')).rejects.toThrow(/--experimental-websocket/);
     } finally {
       if (saved !== undefined) holder.WebSocket = saved;
+    }
+  });
+});
+
+describe('ZenohTransport with the real zenoh-ts client', () => {
+  it('stays disconnected against a WebSocket peer that is not a remote-api plugin (no Ping answer)', async () => {
+    // A plain WebSocket server: the socket opens, but nobody answers zenoh-ts's Ping, so no session exists.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const port = (server.address() as { port: number }).port;
+    const holder = globalThis as { WebSocket?: unknown };
+    const saved = holder.WebSocket;
+    // Node 20 has no global WebSocket without --experimental-websocket; ws's is API-compatible for zenoh-ts.
+    holder.WebSocket = WsWebSocket;
+    const transport = new ZenohTransport({
+      url: `ws://127.0.0.1:${port}`,
+      connectTimeoutMs: 10_000,
+      backoff: FAST_BACKOFF,
+    });
+    try {
+      const connected = new Promise<boolean>((resolve) => transport.onStateChange(resolve));
+      void transport.connect();
+      await waitFor(() => server.clients.size > 0, 10_000, 'the WebSocket connection');
+      await waitFor(() => transport.lastError !== null, 10_000, 'the failed open');
+      expect(transport.lastError).toMatch(/Remote api request timeout/);
+      expect(transport.connected).toBe(false);
+      await Promise.race([connected, new Promise((resolve) => setTimeout(resolve, 200))]);
+      expect(transport.connected).toBe(false);
+    } finally {
+      await transport.close();
+      if (saved === undefined) delete holder.WebSocket;
+      else holder.WebSocket = saved;
+      for (const client of server.clients) client.terminate();
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 });
