@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { BackendStateModule } from './backend-state/backend-state.module.js';
+import { BusAppModule } from './bus/bus-app.module.js';
 import type { Clock } from './common/clock.js';
 import { CommonModule } from './common/common.module.js';
 import type { AppConfig } from './config/app-config.js';
@@ -29,6 +30,7 @@ export class AppModule {
         EvictionModule,
         InferenceModule,
         EventsModule,
+        BusAppModule,
       ],
     };
   }
