@@ -176,14 +176,16 @@ export class BusService implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   private onRequest(payload: Buffer): void {
+    // Decided before this request joins the map, and synchronously, so a burst cannot slip past the cap.
+    const overCap = this.inFlight.size >= this.options.maxInFlight;
     const controller = new AbortController();
-    const done = this.handleRequest(payload, controller)
+    const done = this.handleRequest(payload, controller, overCap)
       .catch((err: unknown) => this.logger.error(`Bus request handling failed: ${(err as Error).message}`))
       .finally(() => this.inFlight.delete(controller));
     this.inFlight.set(controller, done);
   }
 
-  private async handleRequest(payload: Buffer, controller: AbortController): Promise<void> {
+  private async handleRequest(payload: Buffer, controller: AbortController, overCap: boolean): Promise<void> {
     const parsed = parseBusRequest(payload);
     if (!parsed.ok) {
       if (parsed.requestId === null) {
@@ -202,8 +204,7 @@ export class BusService implements OnApplicationBootstrap, BeforeApplicationShut
       );
       return;
     }
-    // This request is already in the map, hence `>`.
-    if (this.inFlight.size > this.options.maxInFlight) {
+    if (overCap) {
       await this.reply(
         this.failure(req.request_id, req.model, 0, {
           error: 'too_many_requests',
