@@ -48,6 +48,7 @@ export interface BusStatus {
   enabled: boolean;
   connected: boolean;
   transport: BusTransportKind;
+  url: string;
   last_publish_ms: number | null;
   published: number;
   dropped: number;
@@ -132,6 +133,7 @@ export class BusService implements OnApplicationBootstrap, BeforeApplicationShut
       enabled: this.config.bus.enabled,
       connected: this.transport?.connected ?? false,
       transport: this.config.bus.transport,
+      url: this.config.bus.url,
       last_publish_ms: this.lastPublishMs,
       published: this.published,
       dropped: this.dropped,

@@ -564,6 +564,7 @@ describe('BusService disabled', () => {
       enabled: false,
       connected: false,
       transport: 'mqtt',
+      url: broker.url,
       last_publish_ms: null,
       published: 0,
       dropped: 0,
