@@ -18,6 +18,9 @@ export class EvictionModule implements OnModuleInit {
 
   onModuleInit(): void {
     // Where a backend reports its own idle time (rknn-sd), the smaller of the two counts.
-    this.eviction.setBackendIdleSource((id) => this.models.backendIdleSeconds(id));
+    this.eviction.setBackendIdleSource(
+      (id) => this.models.backendIdleSeconds(id),
+      () => this.models.observeAll(),
+    );
   }
 }

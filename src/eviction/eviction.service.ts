@@ -26,6 +26,7 @@ export class EvictionService implements OnModuleInit, OnApplicationBootstrap, On
   private readonly logger = new Logger(EvictionService.name);
   private sweeping: Promise<UnloadOutcome[]> | null = null;
   private backendIdle: BackendIdleSource = () => null;
+  private refreshObservations: () => Promise<unknown> = async () => undefined;
 
   constructor(
     private readonly lifecycle: ModelLifecycleService,
@@ -49,8 +50,13 @@ export class EvictionService implements OnModuleInit, OnApplicationBootstrap, On
     if (this.scheduler.doesExist('interval', SWEEPER_NAME)) this.scheduler.deleteInterval(SWEEPER_NAME);
   }
 
-  setBackendIdleSource(source: BackendIdleSource): void {
+  /**
+   * Where remote backends report their own idle time, the sweeper reads it from fresh (cached) probes:
+   * `refresh` runs before each sweep, `source` reads the result.
+   */
+  setBackendIdleSource(source: BackendIdleSource, refresh: () => Promise<unknown>): void {
     this.backendIdle = source;
+    this.refreshObservations = refresh;
   }
 
   view(record: ModelRecord): EvictionView {
@@ -84,6 +90,7 @@ export class EvictionService implements OnModuleInit, OnApplicationBootstrap, On
 
   private async sweep(): Promise<UnloadOutcome[]> {
     const outcomes: UnloadOutcome[] = [];
+    if (this.views().some((v) => v.loaded && !v.local)) await this.refreshObservations();
     for (const candidate of selectIdle(this.clock.nowMs(), this.views())) {
       try {
         const outcome = await this.lifecycle.unload(candidate.id, 'idle', {

@@ -91,7 +91,6 @@ export interface DriftEvent {
 export class ModelsService {
   private readonly events = new EventEmitter();
   private readonly drifting = new Set<string>();
-  private readonly latest = new Map<string, ProbeResult>();
   private readonly localHost = hostname();
 
   constructor(
@@ -122,17 +121,14 @@ export class ModelsService {
         }),
       ),
     );
-    for (const r of results) this.latest.set(r.backend, r);
     return results;
   }
 
-  /** The backend's own idle seconds for a model, from the latest probe (rknn-sd reports it). */
+  /** The backend's own idle seconds for a model, from its latest probe (rknn-sd reports it). */
   backendIdleSeconds(modelId: string): number | null {
-    for (const result of this.latest.values()) {
-      const model = result.models.find((m) => m.id === modelId);
-      if (model) return model.backendIdleSeconds;
-    }
-    return null;
+    const backend = this.registry.find(modelId)?.backend.name;
+    const model = backend === undefined ? undefined : this.probes.latest(backend)?.models.find((m) => m.id === modelId);
+    return model?.backendIdleSeconds ?? null;
   }
 
   async loaded(): Promise<{ loaded: LoadedEntry[]; backends: BackendEntry[] }> {
