@@ -1,5 +1,4 @@
-import { Global, Inject, Module, type OnModuleInit } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
+import { Global, Module, type OnModuleInit } from '@nestjs/common';
 import { HealthModule } from '../health/health.module.js';
 import { type HealthSnapshot, HealthService } from '../health/health.service.js';
 import { InferenceModule } from '../inference/inference.module.js';
@@ -46,13 +45,12 @@ export class BusPortsModule {}
 @Module({ imports: [BusPortsModule, HealthModule, BusModule] })
 export class BusAppModule implements OnModuleInit {
   constructor(
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly health: HealthService,
     private readonly bus: BusService,
   ) {}
 
   onModuleInit(): void {
-    // Off by default: /health keeps its shape for everyone who never turned the bus on.
-    if (this.config.bus.enabled) this.health.contribute('bus', () => ({ ...this.bus.status() }));
+    // Always present, so an operator sees `enabled: false` rather than wondering whether the bus is broken.
+    this.health.contribute('bus', () => ({ ...this.bus.status() }));
   }
 }

@@ -31,6 +31,7 @@ describe('health routes (no backends)', () => {
     });
     expect(typeof res.body.timestamp_ms).toBe('number');
     expect(typeof res.body.last_transition_ms).toBe('number');
+    expect(res.body.bus).toMatchObject({ enabled: false, connected: false });
   });
 });
 
