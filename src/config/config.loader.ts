@@ -12,6 +12,7 @@ import type { FieldIssue } from '../common/errors.js';
 import { flattenValidationErrors } from '../common/validation.js';
 import { type BackendKind, REMOTE_KINDS } from '../providers/model-provider.js';
 import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
+import { BACKEND_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
 
@@ -220,11 +221,11 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     type: r.type as BackendKind,
     url: str(r.url)?.replace(/\/+$/, '') ?? null,
     apiKey: str(r.api_key),
-    probeTimeoutMs: num(r.probe_timeout_ms, 1500),
-    probeCacheMs: num(r.probe_cache_ms, 1000),
-    probeIntervalMs: num(r.probe_interval_ms, 5000),
-    failureThreshold: num(r.failure_threshold, 3),
-    requestTimeoutMs: num(r.request_timeout_ms, 300_000),
+    probeTimeoutMs: num(r.probe_timeout_ms, BACKEND_DEFAULTS.probeTimeoutMs),
+    probeCacheMs: num(r.probe_cache_ms, BACKEND_DEFAULTS.probeCacheMs),
+    probeIntervalMs: num(r.probe_interval_ms, BACKEND_DEFAULTS.probeIntervalMs),
+    failureThreshold: num(r.failure_threshold, BACKEND_DEFAULTS.failureThreshold),
+    requestTimeoutMs: num(r.request_timeout_ms, BACKEND_DEFAULTS.requestTimeoutMs),
     threads: typeof r.threads === 'number' ? r.threads : null,
     models: asArray(r.models).map(toModel),
   };

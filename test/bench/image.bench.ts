@@ -7,7 +7,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AppConfig, BackendConfig } from '../../src/config/app-config.js';
+import type { AppConfig } from '../../src/config/app-config.js';
+import { backendConfig, modelConfig } from '../../src/config/config-defaults.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/providers/onnx-image/tiny-pipeline.js';
 import { fixed, median, table } from './bench-util.js';
@@ -26,31 +27,7 @@ export async function runImageBench(): Promise<string> {
   const rows: (string | number)[][] = [];
   for (const [i, pipeline] of PIPELINES.entries()) {
     const path = writeTinyPipeline(join(dir, `p${i}`), pipeline.opts);
-    const backend: BackendConfig = {
-      name: 'bench-image',
-      type: 'onnx-image',
-      url: null,
-      apiKey: null,
-      probeTimeoutMs: 1500,
-      probeCacheMs: 1000,
-      probeIntervalMs: 5000,
-      failureThreshold: 3,
-      requestTimeoutMs: 300_000,
-      threads: null,
-      models: [
-        {
-          id: 'img',
-          path,
-          upstreamName: null,
-          purpose: null,
-          preload: false,
-          pin: false,
-          idleUnloadS: null,
-          contextSize: null,
-          embeddings: false,
-        },
-      ],
-    };
+    const backend = backendConfig('bench-image', 'onnx-image', [modelConfig('img', path)]);
     const provider = new OnnxImageProvider(backend, { baseDir: dir } as AppConfig);
     await provider.init();
     await provider.load('img');

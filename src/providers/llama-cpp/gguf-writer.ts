@@ -14,6 +14,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { toHalf } from '../../common/float16.js';
 
 /** GGUF metadata value type codes (gguf.h). */
 export enum GgufValueType {
@@ -257,38 +258,7 @@ export function ggufFileSize(spec: GgufFileSpec): number {
   return layout(spec).totalBytes;
 }
 
-// Shared scratch for reading a float's bits: allocating per call made a 26M-weight F16 file take 17 s.
-const F32_SCRATCH = new Float32Array(1);
-const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
-
-/** Float32 to IEEE half bits, round-to-nearest-even, with subnormals, infinities and NaN. */
-export function float32ToFloat16Bits(value: number): number {
-  F32_SCRATCH[0] = value;
-  const x = U32_SCRATCH[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rem > halfway || (rem === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  // A mantissa carry may roll into the exponent; that is still the correctly rounded value.
-  e = half >>> 10;
-  if (e >= 0x1f) return sign | 0x7c00;
-  return sign | half;
-}
+export { toHalf as float32ToFloat16Bits } from '../../common/float16.js';
 
 function encodeTensor(t: GgufTensor): Buffer {
   const values = t.data();
@@ -298,7 +268,7 @@ function encodeTensor(t: GgufTensor): Buffer {
   }
   if (t.type === 'f32') return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
   const half = new Uint16Array(count);
-  for (let i = 0; i < count; i++) half[i] = float32ToFloat16Bits(values[i]);
+  for (let i = 0; i < count; i++) half[i] = toHalf(values[i]);
   // GGUF is little-endian, as is every host node-llama-cpp ships binaries for.
   return Buffer.from(half.buffer, half.byteOffset, half.byteLength);
 }

@@ -1,33 +1,17 @@
 import type { AppConfig, BackendConfig, ModelConfig } from '../../../src/config/app-config.js';
+import { backendConfig, modelConfig as baseModelConfig } from '../../../src/config/config-defaults.js';
 
 export function modelConfig(id: string, path: string | null): ModelConfig {
-  return {
-    id,
-    path,
-    upstreamName: null,
-    purpose: null,
-    preload: false,
-    pin: false,
-    idleUnloadS: null,
-    contextSize: null,
-    embeddings: false,
-  };
+  return baseModelConfig(id, path);
 }
 
 export function imageBackend(models: ModelConfig[], threads: number | null = 2): BackendConfig {
-  return {
-    name: 'local-image',
-    type: 'onnx-image',
-    url: null,
-    apiKey: null,
+  return backendConfig('local-image', 'onnx-image', models, {
     probeTimeoutMs: 2000,
     probeCacheMs: 0,
-    probeIntervalMs: 5000,
-    failureThreshold: 3,
     requestTimeoutMs: 60000,
     threads,
-    models,
-  };
+  });
 }
 
 export function appConfig(baseDir: string, backends: BackendConfig[]): AppConfig {

@@ -1,0 +1,36 @@
+import type { BackendKind } from '../providers/model-provider.js';
+import type { BackendConfig, ModelConfig } from './app-config.js';
+
+/** Defaults of every backend setting; the YAML loader and code-built configs (demo, benches) share them. */
+export const BACKEND_DEFAULTS = {
+  probeTimeoutMs: 1500,
+  probeCacheMs: 1000,
+  probeIntervalMs: 5000,
+  failureThreshold: 3,
+  requestTimeoutMs: 300_000,
+} as const;
+
+export function modelConfig(id: string, path: string | null, overrides: Partial<ModelConfig> = {}): ModelConfig {
+  return {
+    id,
+    path,
+    upstreamName: null,
+    purpose: null,
+    preload: false,
+    pin: false,
+    idleUnloadS: null,
+    contextSize: null,
+    embeddings: false,
+    ...overrides,
+  };
+}
+
+/** A backend config built in code (no YAML), with the same defaults the loader applies. */
+export function backendConfig(
+  name: string,
+  type: BackendKind,
+  models: ModelConfig[],
+  overrides: Partial<BackendConfig> = {},
+): BackendConfig {
+  return { name, type, url: null, apiKey: null, threads: null, ...BACKEND_DEFAULTS, models, ...overrides };
+}
