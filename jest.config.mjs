@@ -9,7 +9,9 @@ const common = {
 export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.spec.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'], testTimeout: 60000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
   ],
   maxWorkers: 2,
+  // Global: jest ignores testTimeout inside `projects`. Model loads and real sockets on a busy 2-core CI box.
+  testTimeout: 60000,
 };
