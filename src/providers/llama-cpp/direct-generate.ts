@@ -19,6 +19,11 @@ export interface DirectGenerateOptions {
   seed?: number;
   /** Generations on the one loaded model; the first one also pays for warm-up. */
   runs?: number;
+  /**
+   * Treat `prompt` as one user message: format it with node-llama-cpp's own chat wrapper for the model
+   * and stop on the wrapper's triggers, i.e. the generation /v1/chat/completions runs.
+   */
+  chat?: boolean;
 }
 
 export interface DirectGenerateRun {
@@ -57,7 +62,19 @@ export async function directGenerate(
       const sequence = context.getSequence();
       const completion = new lib.LlamaCompletion({ contextSequence: sequence });
       const bos = model.tokens.shouldPrependBosToken;
-      const tokens = model.tokenize(opts.prompt, false, bos ? 'trimLeadingSpace' : undefined);
+      const chatState = opts.chat
+        ? lib.resolveChatWrapper(model).generateContextState({
+            chatHistory: [
+              { type: 'user', text: opts.prompt },
+              { type: 'model', response: [] },
+            ],
+          })
+        : null;
+      const raw = chatState
+        ? chatState.contextText.tokenize(model.tokenizer)
+        : model.tokenize(opts.prompt, false, bos ? 'trimLeadingSpace' : undefined);
+      // LlamaCompletion prepends BOS itself; a chat template that starts with it would get two (as in the provider).
+      const tokens = bos && raw[0] === model.tokens.bos ? raw.slice(1) : raw;
       const promptTokens = tokens.length + (bos ? 1 : 0);
       const options = generationOptions(
         'direct',
@@ -75,6 +92,7 @@ export async function directGenerate(
         const res = await completion.generateCompletionWithMeta(tokens, {
           ...options,
           onToken: () => (firstTokenAt ??= performance.now()),
+          ...(chatState ? { customStopTriggers: chatState.stopGenerationTriggers } : {}),
         });
         const totalMs = performance.now() - started;
         const completionTokens = sequence.tokenMeter.diff(meter).usedOutputTokens;
