@@ -21,6 +21,27 @@ export default tseslint.config(
     },
   },
   {
+    // Only the adapter folders touch the outside world (STYLE pattern 1): a runtime or a network client
+    // imported elsewhere is a boundary leak.
+    files: ['src/**/*.ts'],
+    ignores: ['src/providers/llama-cpp/**', 'src/providers/onnx-image/**', 'src/providers/remote/**', 'src/bus/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['node-llama-cpp', 'onnxruntime-node', 'onnx-proto', 'undici', 'mqtt', '@eclipse-zenoh/zenoh-ts'].map(
+            (name) => ({
+              name,
+              message:
+                'Only the backend adapter folders (src/providers/<kind>, src/bus) may import runtimes and clients.',
+              allowTypeImports: true,
+            }),
+          ),
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
