@@ -9,7 +9,7 @@ const U32 = new Uint32Array(F32.buffer);
 /** IEEE half bits from a float32 value: round-to-nearest-even, with subnormals, infinities and NaN. */
 export function toHalf(value: number): number {
   F32[0] = value;
-  const x = U32[0];
+  const x = U32[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;

@@ -39,7 +39,7 @@ type Raw = Record<string, unknown>;
 /** `--config path` or `--config=path`, else MODELPLANE_CONFIG, else null (demo). */
 export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | null {
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+    const arg = argv[i]!;
     if (arg === '--config') return argv[i + 1] ?? '';
     if (arg.startsWith('--config=')) return arg.slice('--config='.length);
   }

@@ -89,8 +89,8 @@ async function cycles(): Promise<(string | number)[][]> {
   }
   await bench.close();
   const mb = (b: number): string => fixed(b / 1024 / 1024, 1);
-  const first = afterUnload[0];
-  const last = afterUnload[afterUnload.length - 1];
+  const first = afterUnload[0]!;
+  const last = afterUnload[afterUnload.length - 1]!;
   const growth = (last - first) / first;
   return [
     ['RSS with the model loaded (cycle 1)', `${mb(loadedRss)} MB`],

@@ -98,11 +98,11 @@ export async function runLlmBench(): Promise<string> {
       const prompt = `Run ${i}: once upon a time`;
       const steps: (() => Promise<void>)[] = [
         async () => {
-          const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS })).runs[0];
+          const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS })).runs[0]!;
           direct.push({ tokens: d.completionTokens, totalMs: d.totalMs, firstTokenMs: d.firstTokenMs });
         },
         async () => {
-          const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS, chat: true })).runs[0];
+          const d = (await directGenerate(runtime, { modelPath, prompt, maxTokens: MAX_TOKENS, chat: true })).runs[0]!;
           directChat.push({ tokens: d.completionTokens, totalMs: d.totalMs, firstTokenMs: d.firstTokenMs });
         },
         async () => void completions.push(await httpJson(bench.url, '/v1/completions', { model: 'bench', prompt })),
@@ -122,7 +122,7 @@ export async function runLlmBench(): Promise<string> {
           ),
       ];
       // Rotate the order each round so no path always runs right after another (thermal/cache order bias).
-      for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]();
+      for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]!();
     }
   } finally {
     await bench.close();

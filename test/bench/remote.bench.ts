@@ -108,7 +108,7 @@ async function loadedLatency(): Promise<string> {
         lat.length,
         fixed(percentile(lat, 50), 1),
         fixed(p99, 1),
-        fixed(lat[lat.length - 1], 1),
+        fixed(lat[lat.length - 1]!, 1),
         `≤ ${goal}`,
         p99 <= goal ? 'met' : 'missed',
       ]);
@@ -140,7 +140,7 @@ async function probeRate(): Promise<string> {
       const started = performance.now();
       const lat = await poll(url, clients, RATE_POLL_EVERY_MS, RATE_WINDOW_MS);
       const seconds = (performance.now() - started) / 1000;
-      const perBackend = fleet.healthy.map((f, i) => (f.hits('GET /health') - before[i]) / seconds);
+      const perBackend = fleet.healthy.map((f, i) => (f.hits('GET /health') - before[i]!) / seconds);
       const rate = median(perBackend);
       rates.push(rate);
       rows.push([
@@ -155,7 +155,7 @@ async function probeRate(): Promise<string> {
       await fleet.close();
     }
   }
-  const ratio = rates[1] / rates[0];
+  const ratio = rates[1]! / rates[0]!;
   return [
     `### Probe rate per backend, ${RATE_BACKENDS} healthy backends, clients polling every ${RATE_POLL_EVERY_MS} ms ` +
       `for ${RATE_WINDOW_MS / 1000} s (cache ${PROBE_CACHE_MS} ms)`,

@@ -616,7 +616,7 @@ describe('BusService on the zenoh transport (injected session: no zenohd router 
     expect(h.bus.status().transport).toBe('zenoh');
     await until(() => subscribers.has('local/llm/request'), 3000, 'request subscriber');
     await until(() => puts.some((p) => p.key === 'local/llm/status'), 3000, 'first heartbeat');
-    expect(puts[0].body).toMatchObject({ service: 'modelplane', status: 'ready', readiness: 'ready', seq: 1 });
+    expect(puts[0]!.body).toMatchObject({ service: 'modelplane', status: 'ready', readiness: 'ready', seq: 1 });
 
     h.chat.runtime.mockResolvedValue('over zenoh');
     subscribers.get('local/llm/request')!(Buffer.from(JSON.stringify(chatRequest('z-1'))));

@@ -115,11 +115,11 @@ describe('ZenohTransport', () => {
     transport.subscribe('/local/llm/request', (payload) => received.push(payload.toString('utf8')));
     const connecting = transport.connect();
     await waitFor(() => calls.length === 1, 1000, 'open()');
-    expect(calls[0].locator).toBe('ws://router:10000');
+    expect(calls[0]!.locator).toBe('ws://router:10000');
     expect(transport.connected).toBe(false);
     await expect(transport.publish('local/llm/status', 'early')).resolves.toBe(false);
 
-    calls[0].resolve(session);
+    calls[0]!.resolve(session);
     await connecting;
     expect(transport.connected).toBe(true);
     expect([...session.subscribers.keys()]).toEqual(['local/llm/request']);
@@ -146,7 +146,7 @@ describe('ZenohTransport', () => {
     expect(calls).toHaveLength(1);
 
     const late = new FakeSession();
-    calls[0].resolve(late);
+    calls[0]!.resolve(late);
     await waitFor(() => transport!.connected, 1000, 'the late session');
     expect(states).toEqual([true]);
     expect(transport.lastError).toBeNull();
@@ -158,7 +158,7 @@ describe('ZenohTransport', () => {
     await transport.connect();
     await transport.close();
     const late = new FakeSession();
-    calls[0].resolve(late);
+    calls[0]!.resolve(late);
     await waitFor(() => late.closed, 1000, 'the late session to be closed');
     expect(transport.connected).toBe(false);
   });
@@ -173,10 +173,10 @@ describe('ZenohTransport', () => {
     });
     const connecting = transport.connect();
     await waitFor(() => calls.length === 1, 1000, 'open()');
-    calls[0].reject(new Error('Failed to connect to locator endpoint'));
+    calls[0]!.reject(new Error('Failed to connect to locator endpoint'));
     await waitFor(() => calls.length === 2, 2000, 'the retry');
     expect(transport.lastError).toMatch(/Failed to connect/);
-    calls[1].resolve(new FakeSession());
+    calls[1]!.resolve(new FakeSession());
     await connecting;
     expect(transport.connected).toBe(true);
   });

@@ -66,7 +66,7 @@ describe(loadConfig.name, () => {
       probeTimeoutMs: 1500,
       failureThreshold: 3,
     });
-    expect(config.backends[0].models[0]).toMatchObject({
+    expect(config.backends[0]!.models[0]).toMatchObject({
       id: 'qwen',
       path: 'models/q.gguf',
       preload: true,

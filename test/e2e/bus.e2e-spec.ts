@@ -130,7 +130,8 @@ describe('bus over MQTT (real broker, real app, llama-cpp)', () => {
     await expect(bus.publishHeartbeat()).resolves.toBe(true);
     await expect(bus.publishHeartbeat()).resolves.toBe(true);
     await waitFor(() => fc.statuses.length >= before + 2 || undefined, 'two heartbeats');
-    const [first, second] = fc.statuses.slice(before);
+    const first = fc.statuses[before]!;
+    const second = fc.statuses[before + 1]!;
     const health = (await getJson(`${running.url}/health`)).body;
 
     for (const hb of [first, second]) {

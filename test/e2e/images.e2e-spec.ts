@@ -36,9 +36,9 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
   it('returns a PNG of the asked size, through the official openai client', async () => {
     const res = await generate({ size: '96x64', seed: 3, steps: 2 });
     expect(res.data).toHaveLength(1);
-    const png = Buffer.from(res.data![0].b64_json!, 'base64');
+    const png = Buffer.from(res.data![0]!.b64_json!, 'base64');
     expect(pngSize(png)).toEqual({ width: 96, height: 64 });
-    expect(res.data![0].revised_prompt).toBe('a red fox in snow');
+    expect(res.data![0]!.revised_prompt).toBe('a red fox in snow');
     expect((res as unknown as { usage: { seed: number } }).usage.seed).toBe(3);
   });
 
@@ -51,8 +51,8 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
     const a = await generate({ size: '64x64', seed: 42, steps: 2 });
     const b = await generate({ size: '64x64', seed: 42, steps: 2 });
     const c = await generate({ size: '64x64', seed: 43, steps: 2 });
-    expect(b.data![0].b64_json).toBe(a.data![0].b64_json);
-    expect(c.data![0].b64_json).not.toBe(a.data![0].b64_json);
+    expect(b.data![0]!.b64_json).toBe(a.data![0]!.b64_json);
+    expect(c.data![0]!.b64_json).not.toBe(a.data![0]!.b64_json);
   });
 
   it.each<[string, Record<string, unknown>, string]>([

@@ -44,9 +44,9 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
     const res = await client.chat.completions.create({ model: 'chat', messages: user('Say hi'), max_tokens: 12 });
     expect(res.object).toBe('chat.completion');
     expect(res.model).toBe('chat');
-    expect(res.choices[0].message.role).toBe('assistant');
-    expect(res.choices[0].message.content!.length).toBeGreaterThan(0);
-    expect(res.choices[0].finish_reason).toBe('length');
+    expect(res.choices[0]!.message.role).toBe('assistant');
+    expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    expect(res.choices[0]!.finish_reason).toBe('length');
     expect(res.usage).toMatchObject({ completion_tokens: 12 });
     expect(res.usage!.total_tokens).toBe(res.usage!.prompt_tokens + 12);
   });
@@ -54,10 +54,10 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
   it('is deterministic with temperature 0, and honours seed with temperature > 0', async () => {
     const greedy = () =>
       client.chat.completions.create({ model: 'chat', messages: user('x'), max_tokens: 8, temperature: 0 });
-    expect((await greedy()).choices[0].message.content).toBe((await greedy()).choices[0].message.content);
+    expect((await greedy()).choices[0]!.message.content).toBe((await greedy()).choices[0]!.message.content);
     const seeded = (seed: number) =>
       client.chat.completions.create({ model: 'chat', messages: user('x'), max_tokens: 16, temperature: 1, seed });
-    expect((await seeded(7)).choices[0].message.content).toBe((await seeded(7)).choices[0].message.content);
+    expect((await seeded(7)).choices[0]!.message.content).toBe((await seeded(7)).choices[0]!.message.content);
   });
 
   it('streams chat as SSE chunks that add up to the text, ending with [DONE]', async () => {
@@ -95,7 +95,7 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
       max_tokens: 12,
       temperature: 0,
     });
-    const text = free.choices[0].message.content!;
+    const text = free.choices[0]!.message.content!;
     const stop = text.slice(3, 5);
     const stopped = await client.chat.completions.create({
       model: 'chat',
@@ -104,26 +104,26 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
       temperature: 0,
       stop: [stop],
     });
-    expect(stopped.choices[0].message.content).toBe(text.slice(0, text.indexOf(stop)));
-    expect(stopped.choices[0].finish_reason).toBe('stop');
+    expect(stopped.choices[0]!.message.content).toBe(text.slice(0, text.indexOf(stop)));
+    expect(stopped.choices[0]!.finish_reason).toBe('stop');
   });
 
   it('answers text completions, streamed and not', async () => {
     const res = await client.completions.create({ model: 'chat', prompt: 'Once upon', max_tokens: 6 });
     expect(res.object).toBe('text_completion');
-    expect(res.choices[0].text.length).toBeGreaterThan(0);
+    expect(res.choices[0]!.text.length).toBeGreaterThan(0);
     expect(res.usage!.completion_tokens).toBe(6);
     const stream = await client.completions.create({ model: 'chat', prompt: 'Once upon', max_tokens: 6, stream: true });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
-    expect(text).toBe(res.choices[0].text);
+    expect(text).toBe(res.choices[0]!.text);
   });
 
   it('returns embeddings with one vector per input', async () => {
     const res = await client.embeddings.create({ model: 'embed', input: ['hello', 'world'] });
     expect(res.data).toHaveLength(2);
-    expect(res.data[0].embedding.length).toBe(64);
-    expect(res.data[0].embedding).not.toEqual(res.data[1].embedding);
+    expect(res.data[0]!.embedding.length).toBe(64);
+    expect(res.data[0]!.embedding).not.toEqual(res.data[1]!.embedding);
     expect(res.usage.prompt_tokens).toBeGreaterThan(0);
   });
 

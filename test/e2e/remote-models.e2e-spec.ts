@@ -240,7 +240,7 @@ describe('GET /api/models/loaded lists only what backends say is in memory', () 
     expect(psProbes).toBeGreaterThanOrEqual(1);
     expect(psProbes).toBeLessThanOrEqual(2);
     // Every poller got the same truth.
-    for (const a of answers) expect(names(a)).toEqual(names(answers[0]));
+    for (const a of answers) expect(names(a)).toEqual(names(answers[0]!));
   });
 });
 

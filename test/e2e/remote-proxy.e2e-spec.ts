@@ -161,7 +161,7 @@ describe('proxying to remote backends (openai client, real app)', () => {
       const before = fake().hits('POST /v1/chat/completions');
       const res = await client.chat.completions.create({ model: id, messages: hello });
       expect(res.model).toBe(id);
-      expect(res.choices[0].message.content).toBe(reply);
+      expect(res.choices[0]!.message.content).toBe(reply);
       expect(fake().hits('POST /v1/chat/completions')).toBe(before + 1);
       expect(fake().requestsTo('POST /v1/chat/completions').at(-1)!.body).toMatchObject({
         model: upstream,
@@ -203,7 +203,7 @@ describe('proxying to remote backends (openai client, real app)', () => {
 
   it('completions, plain and streamed', async () => {
     const res = await client.completions.create({ model: 'llama-chat', prompt: 'Once' });
-    expect(res.choices[0].text).toBe('The quick brown fox jumps');
+    expect(res.choices[0]!.text).toBe('The quick brown fox jumps');
     expect(res.model).toBe('llama-chat');
     const stream = await client.completions.create({ model: 'vllm-chat', prompt: 'Once', stream: true });
     let text = '';
@@ -228,8 +228,8 @@ describe('proxying to remote backends (openai client, real app)', () => {
     ]);
 
     const sd = await client.images.generate({ model: 'sd15', prompt: 'a cat', size: '256x256' });
-    expect(sd.data![0].b64_json).toBe(TINY_PNG_B64);
-    expect(sd.data![0].revised_prompt).toBe('a cat');
+    expect(sd.data![0]!.b64_json).toBe(TINY_PNG_B64);
+    expect(sd.data![0]!.revised_prompt).toBe('a cat');
     expect(sdcpp.requestsTo('POST /sdapi/v1/txt2img').at(-1)!.body).toMatchObject({
       prompt: 'a cat',
       width: 256,

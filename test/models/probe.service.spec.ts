@@ -62,7 +62,7 @@ describe('ProbeService', () => {
     expect(fake.hits('GET /health')).toBe(1);
     expect(new Set(results.map((r) => r.probed_at)).size).toBe(1);
     expect(results[0]).toMatchObject({ backend: 'rknn-sd-test', reachable: true, cached: false });
-    expect(results[0].models[0].state).toBe('loaded');
+    expect(results[0]!.models[0]!.state).toBe('loaded');
   });
 
   it('serves from the cache until cacheMs passes on the clock, then probes again', async () => {
@@ -75,7 +75,7 @@ describe('ProbeService', () => {
     clock.advance(1);
     const fresh = await probes.observe(provider, opts);
     expect(fresh.cached).toBe(false);
-    expect(fresh.models[0].state).toBe('unloaded');
+    expect(fresh.models[0]!.state).toBe('unloaded');
     expect(fake.hits('GET /health')).toBe(2);
   });
 

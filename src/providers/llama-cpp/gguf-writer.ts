@@ -247,9 +247,10 @@ function layout(spec: GgufFileSpec): Layout {
   }
   const dataStart = alignUp(sink.length, alignment);
   sink.zeros(dataStart - sink.length);
-  const last = spec.tensors.length - 1;
+  const lastTensor = spec.tensors[spec.tensors.length - 1];
+  const lastOffset = offsets[offsets.length - 1];
   // The file ends right after the last tensor: no trailing padding is required.
-  const dataBytes = last < 0 ? 0 : offsets[last] + tensorBytes(spec.tensors[last]);
+  const dataBytes = lastTensor === undefined || lastOffset === undefined ? 0 : lastOffset + tensorBytes(lastTensor);
   return { header: Buffer.from(sink.bytes()), offsets, dataStart, totalBytes: dataStart + dataBytes, alignment };
 }
 
@@ -268,7 +269,7 @@ function encodeTensor(t: GgufTensor): Buffer {
   }
   if (t.type === 'f32') return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
   const half = new Uint16Array(count);
-  for (let i = 0; i < count; i++) half[i] = toHalf(values[i]);
+  for (let i = 0; i < count; i++) half[i] = toHalf(values[i]!);
   // GGUF is little-endian, as is every host node-llama-cpp ships binaries for.
   return Buffer.from(half.buffer, half.byteOffset, half.byteLength);
 }
@@ -286,7 +287,8 @@ export function writeGgufFile(path: string, spec: GgufFileSpec): number {
     writeSync(fd, plan.header);
     let position = plan.dataStart;
     spec.tensors.forEach((t, i) => {
-      const target = plan.dataStart + plan.offsets[i];
+      // layout() records one offset per tensor, in order.
+      const target = plan.dataStart + plan.offsets[i]!;
       if (target > position) writeSync(fd, Buffer.alloc(target - position));
       const bytes = encodeTensor(t);
       writeSync(fd, bytes);

@@ -36,7 +36,8 @@ export function bytesToUnicode(): string[] {
     }
   }
   const table = new Array<string>(256);
-  bs.forEach((b, i) => (table[b] = String.fromCodePoint(cs[i])));
+  // cs grows in step with bs, so cs[i] exists.
+  bs.forEach((b, i) => (table[b] = String.fromCodePoint(cs[i]!)));
   return table;
 }
 
@@ -157,7 +158,7 @@ export class ClipTokenizer {
         const rank = this.ranks.get(`${word[i]} ${word[i + 1]}`);
         if (rank !== undefined && rank < bestRank) {
           bestRank = rank;
-          bestPair = [word[i], word[i + 1]];
+          bestPair = [word[i]!, word[i + 1]!];
         }
       }
       if (!bestPair) break;
@@ -168,7 +169,7 @@ export class ClipTokenizer {
           merged.push(first + second);
           i += 2;
         } else {
-          merged.push(word[i]);
+          merged.push(word[i]!);
           i += 1;
         }
       }

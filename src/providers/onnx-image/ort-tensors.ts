@@ -26,7 +26,7 @@ export function floatTensor(ort: Ort, type: FloatType, data: Float32Array, dims:
   if (type === 'float32') return new ort.Tensor('float32', data, dims);
   if (type === 'float64') return new ort.Tensor('float64', Float64Array.from(data), dims);
   const halves = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) halves[i] = toHalf(data[i]);
+  for (let i = 0; i < data.length; i++) halves[i] = toHalf(data[i]!);
   return new ort.Tensor('float16', halves, dims);
 }
 
@@ -34,7 +34,7 @@ export function floatTensor(ort: Ort, type: FloatType, data: Float32Array, dims:
 export function intTensor(ort: Ort, type: IntType, values: ArrayLike<number>, dims: readonly number[]): OrtTensor {
   if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(values), dims);
   const big = new BigInt64Array(values.length);
-  for (let i = 0; i < values.length; i++) big[i] = BigInt(Math.round(values[i]));
+  for (let i = 0; i < values.length; i++) big[i] = BigInt(Math.round(values[i]!));
   return new ort.Tensor('int64', big, dims);
 }
 

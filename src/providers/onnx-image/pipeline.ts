@@ -227,6 +227,12 @@ function floatTypeOf(info: TensorInfo, component: string): FloatType {
   return type;
 }
 
+/** last_hidden_state of one prompt: [1, seq, hidden]. */
+interface EncodedText {
+  data: Float32Array;
+  dims: readonly [number, number, number];
+}
+
 interface TextEncoderIo {
   ids: TensorInfo;
   idsType: IntType;
@@ -387,13 +393,13 @@ export class DiffusionPipeline {
       const rng = new SeededRandom(params.seed, image);
       const scheduler = createScheduler(this.schedulerConfig, params.steps);
       let latents = rng.gaussian(latentSize);
-      if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i++) latents[i] *= scheduler.initNoiseSigma;
+      if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i++) latents[i]! *= scheduler.initNoiseSigma;
       let denoised = latents;
       timings.schedulerSeconds += (performance.now() - t0) / 1000;
 
       for (let step = 0; step < scheduler.timesteps.length; step++) {
         signal.throwIfAborted();
-        const t = scheduler.timesteps[step];
+        const t = scheduler.timesteps[step]!;
         const input = scheduler.scaleModelInput(latents, step);
         const noise = await this.predictNoise(
           input,
@@ -444,10 +450,7 @@ export class DiffusionPipeline {
   }
 
   /** last_hidden_state for one prompt: [1, seq, hidden] as float32. */
-  private async encodeText(
-    text: string,
-    timings: ImageGenerationTimings,
-  ): Promise<{ data: Float32Array; dims: number[] }> {
+  private async encodeText(text: string, timings: ImageGenerationTimings): Promise<EncodedText> {
     const ids = this.tokenizer.encode(text);
     const feeds: Record<string, OrtTensor> = {
       [this.textIo.ids.name]: intTensor(this.ort, this.textIo.idsType, ids, [1, ids.length]),
@@ -461,15 +464,19 @@ export class DiffusionPipeline {
       ]);
     }
     const out = await this.timedRun('text_encoder', feeds, timings);
-    const tensor = out[this.textIo.output];
-    return { data: readFloats(tensor), dims: [...tensor.dims] };
+    const tensor = outputOf(out, this.textIo.output, 'text_encoder');
+    const [batch, seq, hidden] = tensor.dims;
+    if (tensor.dims.length !== 3 || batch === undefined || seq === undefined || hidden === undefined) {
+      throw new Error(`text_encoder returned shape [${tensor.dims.join(',')}], expected [1,seq,hidden]`);
+    }
+    return { data: readFloats(tensor), dims: [batch, seq, hidden] };
   }
 
   private async predictNoise(
     sample: Float32Array,
     t: number,
-    cond: { data: Float32Array; dims: number[] },
-    uncond: { data: Float32Array; dims: number[] } | null,
+    cond: EncodedText,
+    uncond: EncodedText | null,
     wEmbedding: Float32Array | null,
     guidanceScale: number,
     latentH: number,
@@ -491,7 +498,11 @@ export class DiffusionPipeline {
       }
       const out = await this.timedRun('unet', feeds, timings);
       timings.unetRuns++;
-      return readFloats(out[io.output]);
+      const noise = readFloats(outputOf(out, io.output, 'unet'));
+      if (noise.length !== samples.length) {
+        throw new Error(`unet returned ${noise.length} values for ${samples.length} latent values`);
+      }
+      return noise;
     };
     if (!uncond) return run(1, sample, cond.data);
     let noiseUncond: Float32Array;
@@ -512,7 +523,7 @@ export class DiffusionPipeline {
     }
     const guided = new Float32Array(sample.length);
     for (let i = 0; i < guided.length; i++) {
-      guided[i] = noiseUncond[i] + guidanceScale * (noiseCond[i] - noiseUncond[i]);
+      guided[i] = noiseUncond[i]! + guidanceScale * (noiseCond[i]! - noiseUncond[i]!);
     }
     return guided;
   }
@@ -521,8 +532,9 @@ export class DiffusionPipeline {
     const io = this.unetIo;
     const shape = io.timestep.shape;
     // Exports declare a scalar, [1] or [batch]; follow the declaration so the graph's broadcast works.
-    const dims = shape && shape.length === 0 ? [] : [fixedDim(io.timestep, 0) ?? batch];
-    const count = dims.length === 0 ? 1 : dims[0];
+    const scalar = shape !== null && shape.length === 0;
+    const count = scalar ? 1 : (fixedDim(io.timestep, 0) ?? batch);
+    const dims = scalar ? [] : [count];
     const values = new Array<number>(count).fill(t);
     if (isIntType(io.timestepType)) return intTensor(this.ort, io.timestepType, values, dims);
     return floatTensor(this.ort, io.timestepType, Float32Array.from(values), dims);
@@ -536,7 +548,7 @@ export class DiffusionPipeline {
   ): Promise<{ pixels: Uint8Array; width: number; height: number }> {
     const scaled = new Float32Array(latents.length);
     const inv = 1 / this.info.vaeScalingFactor;
-    for (let i = 0; i < latents.length; i++) scaled[i] = latents[i] * inv;
+    for (let i = 0; i < latents.length; i++) scaled[i] = latents[i]! * inv;
     const feeds = {
       [this.vaeIo.input.name]: floatTensor(this.ort, this.vaeIo.inputType, scaled, [
         1,
@@ -546,23 +558,39 @@ export class DiffusionPipeline {
       ]),
     };
     const out = await this.timedRun('vae_decoder', feeds, timings);
-    const tensor = out[this.vaeIo.output];
+    const tensor = outputOf(out, this.vaeIo.output, 'vae_decoder');
     const [, channels, height, width] = tensor.dims;
-    if (tensor.dims.length !== 4 || channels < 3) {
+    if (
+      tensor.dims.length !== 4 ||
+      channels === undefined ||
+      height === undefined ||
+      width === undefined ||
+      channels < 3
+    ) {
       throw new Error(`vae_decoder returned shape [${tensor.dims.join(',')}], expected [1,3,H,W]`);
     }
     const data = readFloats(tensor);
     const plane = height * width;
+    if (data.length < 3 * plane) {
+      throw new Error(`vae_decoder returned ${data.length} values for shape [${tensor.dims.join(',')}]`);
+    }
     const pixels = new Uint8Array(plane * 3);
     for (let c = 0; c < 3; c++) {
       for (let p = 0; p < plane; p++) {
         // diffusers postprocess: (x / 2 + 0.5).clamp(0, 1) * 255, rounded.
-        const v = data[c * plane + p] / 2 + 0.5;
+        const v = data[c * plane + p]! / 2 + 0.5;
         pixels[p * 3 + c] = Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * 255);
       }
     }
     return { pixels, width, height };
   }
+}
+
+/** A session output the pipeline needs; a clear error instead of a crash when the runtime omits it. */
+function outputOf(out: Record<string, OrtTensor>, name: string, component: Component): OrtTensor {
+  const tensor = out[name];
+  if (!tensor) throw new Error(`${component} returned no output '${name}'`);
+  return tensor;
 }
 
 function discoverTextEncoder(session: OrtSession): TextEncoderIo {

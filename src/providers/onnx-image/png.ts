@@ -15,7 +15,8 @@ const CRC_TABLE: Uint32Array = (() => {
 /** CRC-32 (ISO-HDLC, as PNG chunks use). */
 export function crc32(data: Uint8Array, initial = 0): number {
   let c = (initial ^ 0xffffffff) >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  // The index is masked to 0..255, the table's size.
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -45,7 +46,8 @@ function filterRows(pixels: Uint8Array, width: number, height: number, bpp: numb
       out.set(pixels.subarray(0, stride), base + 1);
       continue;
     }
-    for (let i = 0; i < stride; i++) out[base + 1 + i] = (pixels[rowStart + i] - pixels[rowStart - stride + i]) & 0xff;
+    for (let i = 0; i < stride; i++)
+      out[base + 1 + i] = (pixels[rowStart + i]! - pixels[rowStart - stride + i]!) & 0xff;
   }
   return out;
 }

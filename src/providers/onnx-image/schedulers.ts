@@ -56,7 +56,7 @@ export function alphasCumprodFor(config: SchedulerConfig): Float64Array {
   const out = new Float64Array(betas.length);
   let product = 1;
   for (let i = 0; i < betas.length; i++) {
-    product *= 1 - betas[i];
+    product *= 1 - betas[i]!;
     out[i] = product;
   }
   return out;
@@ -105,7 +105,7 @@ export class LcmScheduler implements DiffusionScheduler {
     numInferenceSteps: number,
   ) {
     this.alphasCumprod = alphasCumprodFor(config);
-    this.finalAlphaCumprod = (config.set_alpha_to_one ?? true) ? 1 : this.alphasCumprod[0];
+    this.finalAlphaCumprod = (config.set_alpha_to_one ?? true) ? 1 : this.alphaCumprodAt(0);
     this.timestepScaling = config.timestep_scaling ?? 10;
     this.prediction = predictionType(config);
     this.timesteps = LcmScheduler.timestepsFor(config, numInferenceSteps);
@@ -126,7 +126,8 @@ export class LcmScheduler implements DiffusionScheduler {
     const origin: number[] = [];
     for (let i = original; i >= 1; i--) origin.push(i * k - 1);
     const out: number[] = [];
-    for (let i = 0; i < steps; i++) out.push(origin[Math.floor((i * origin.length) / steps)]);
+    // i < steps <= original = origin.length, so the index stays in range.
+    for (let i = 0; i < steps; i++) out.push(origin[Math.floor((i * origin.length) / steps)]!);
     return out;
   }
 
@@ -141,20 +142,30 @@ export class LcmScheduler implements DiffusionScheduler {
     return sample;
   }
 
+  /** alphas_cumprod[t]; throws when the schedule does not reach t (a config whose timesteps exceed its betas). */
+  private alphaCumprodAt(t: number): number {
+    const alpha = this.alphasCumprod[t];
+    if (alpha === undefined) {
+      throw new RangeError(`timestep ${t} is outside the ${this.alphasCumprod.length}-entry training schedule`);
+    }
+    return alpha;
+  }
+
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: GaussianSource): StepResult {
-    const t = this.timesteps[stepIndex];
+    checkStep(stepIndex, this.timesteps.length, modelOutput, sample);
+    const t = this.timesteps[stepIndex]!;
     const isLast = stepIndex === this.timesteps.length - 1;
-    const prevT = isLast ? t : this.timesteps[stepIndex + 1];
-    const alphaT = this.alphasCumprod[t];
-    const alphaPrev = prevT >= 0 ? this.alphasCumprod[prevT] : this.finalAlphaCumprod;
+    const prevT = isLast ? t : this.timesteps[stepIndex + 1]!;
+    const alphaT = this.alphaCumprodAt(t);
+    const alphaPrev = prevT >= 0 ? this.alphaCumprodAt(prevT) : this.finalAlphaCumprod;
     const sqrtAlpha = Math.sqrt(alphaT);
     const sqrtBeta = Math.sqrt(1 - alphaT);
     const { cSkip, cOut } = this.boundaryScalings(t);
     const clip = this.config.clip_sample ? (this.config.clip_sample_range ?? 1) : Infinity;
     const denoised = new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
-      const x = sample[i];
-      const m = modelOutput[i];
+      const x = sample[i]!;
+      const m = modelOutput[i]!;
       let x0: number;
       if (this.prediction === 'epsilon') x0 = (x - sqrtBeta * m) / sqrtAlpha;
       else if (this.prediction === 'v_prediction') x0 = sqrtAlpha * x - sqrtBeta * m;
@@ -168,7 +179,7 @@ export class LcmScheduler implements DiffusionScheduler {
     const a = Math.sqrt(alphaPrev);
     const b = Math.sqrt(1 - alphaPrev);
     const prevSample = new Float32Array(sample.length);
-    for (let i = 0; i < sample.length; i++) prevSample[i] = a * denoised[i] + b * rng.nextGaussian();
+    for (let i = 0; i < sample.length; i++) prevSample[i] = a * denoised[i]! + b * rng.nextGaussian();
     return { prevSample, denoised };
   }
 }
@@ -217,22 +228,25 @@ export class EulerDiscreteScheduler implements DiffusionScheduler {
   }
 
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    const scale = 1 / Math.sqrt(this.sigmas[stepIndex] ** 2 + 1);
+    checkStepIndex(stepIndex, this.timesteps.length);
+    const scale = 1 / Math.sqrt(this.sigmas[stepIndex]! ** 2 + 1);
     const out = new Float32Array(sample.length);
-    for (let i = 0; i < sample.length; i++) out[i] = sample[i] * scale;
+    for (let i = 0; i < sample.length; i++) out[i] = sample[i]! * scale;
     return out;
   }
 
   step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): StepResult {
-    const sigma = this.sigmas[stepIndex];
-    const dt = this.sigmas[stepIndex + 1] - sigma;
+    checkStep(stepIndex, this.timesteps.length, modelOutput, sample);
+    // sigmas has one entry more than timesteps, so stepIndex + 1 is in range too.
+    const sigma = this.sigmas[stepIndex]!;
+    const dt = this.sigmas[stepIndex + 1]! - sigma;
     const vScale = -sigma / Math.sqrt(sigma ** 2 + 1);
     const vSkip = 1 / (sigma ** 2 + 1);
     const denoised = new Float32Array(sample.length);
     const prevSample = new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
-      const x = sample[i];
-      const m = modelOutput[i];
+      const x = sample[i]!;
+      const m = modelOutput[i]!;
       let x0: number;
       if (this.prediction === 'epsilon') x0 = x - sigma * m;
       else if (this.prediction === 'v_prediction') x0 = m * vScale + x * vSkip;
@@ -247,11 +261,27 @@ export class EulerDiscreteScheduler implements DiffusionScheduler {
 
 /** numpy.interp over integer abscissae 0..n-1. */
 function interpolate(t: number, values: readonly number[]): number {
-  if (t <= 0) return values[0];
-  if (t >= values.length - 1) return values[values.length - 1];
+  if (values.length === 0) throw new RangeError('cannot interpolate an empty training schedule');
+  if (t <= 0) return values[0]!;
+  if (t >= values.length - 1) return values[values.length - 1]!;
+  // 0 < t < n - 1, so lo and lo + 1 both lie in 0..n-1.
   const lo = Math.floor(t);
   const frac = t - lo;
-  return values[lo] * (1 - frac) + values[lo + 1] * frac;
+  return values[lo]! * (1 - frac) + values[lo + 1]! * frac;
+}
+
+function checkStepIndex(stepIndex: number, steps: number): void {
+  if (!Number.isInteger(stepIndex) || stepIndex < 0 || stepIndex >= steps) {
+    throw new RangeError(`step index ${stepIndex} is outside 0..${steps - 1}`);
+  }
+}
+
+/** A valid step index, and a model output that covers every sample element. */
+function checkStep(stepIndex: number, steps: number, modelOutput: Float32Array, sample: Float32Array): void {
+  checkStepIndex(stepIndex, steps);
+  if (modelOutput.length !== sample.length) {
+    throw new RangeError(`model output has ${modelOutput.length} values for a sample of ${sample.length}`);
+  }
 }
 
 /** numpy's round() rounds halves to even. */

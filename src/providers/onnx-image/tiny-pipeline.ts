@@ -92,8 +92,9 @@ export function buildTinyVocab(): TinyVocab {
   const byteChars = bytesToUnicode();
   // CLIP orders base tokens by the byte→unicode table's construction order, not by byte value.
   const base: string[] = [];
-  const order = [...Array(256).keys()].sort((a, b) => byteChars[a].codePointAt(0)! - byteChars[b].codePointAt(0)!);
-  for (const b of order) base.push(byteChars[b]);
+  // bytesToUnicode covers every byte 0..255.
+  const order = [...Array(256).keys()].sort((a, b) => byteChars[a]!.codePointAt(0)! - byteChars[b]!.codePointAt(0)!);
+  for (const b of order) base.push(byteChars[b]!);
   const tokens = [...base, ...base.map((c) => `${c}</w>`)];
   const known = new Set(tokens);
   const merges: string[] = [];
@@ -102,9 +103,11 @@ export function buildTinyVocab(): TinyVocab {
     const symbols = chars.map((c, i) => (i === chars.length - 1 ? `${c}</w>` : c));
     // Left-to-right merges: each prefix becomes a token, and the last merge yields the whole word.
     let current = symbols[0];
+    if (current === undefined) throw new Error('MERGE_WORDS must not contain an empty word');
     for (let i = 1; i < symbols.length; i++) {
-      const merged = current + symbols[i];
-      const rule = `${current} ${symbols[i]}`;
+      const next = symbols[i]!;
+      const merged: string = current + next;
+      const rule = `${current} ${next}`;
       if (!known.has(merged)) {
         known.add(merged);
         tokens.push(merged);

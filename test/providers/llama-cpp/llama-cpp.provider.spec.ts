@@ -47,7 +47,7 @@ async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 }
 
 function contentOf(chunks: ChatCompletionChunk[]): string {
-  return chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  return chunks.map((c) => c.choices[0]!.delta.content ?? '').join('');
 }
 
 describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => {
@@ -78,7 +78,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
         },
       ],
     });
-    backend = config.backends[0];
+    backend = config.backends[0]!;
     runtime = new LlamaRuntime({ gpu: false, threads: 1 });
     provider = new LlamaCppProvider(backend, runtime, config);
     await provider.init();
@@ -139,7 +139,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     expect(res.object).toBe('chat.completion');
     expect(res.model).toBe('tiny-chat');
     expect(res.choices).toHaveLength(1);
-    const [choice] = res.choices;
+    const choice = res.choices[0]!;
     expect(choice.finish_reason).toBe('length');
     expect(choice.message.role).toBe('assistant');
     expect(choice.message.content).toHaveLength(16);
@@ -157,7 +157,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
       { model: 'tiny-small-ctx', prompt: 'abc', max_tokens: 4, temperature: 0 },
       never(),
     );
-    expect(res.choices[0].text).toHaveLength(4);
+    expect(res.choices[0]!.text).toHaveLength(4);
     const obs = await provider.observe(never());
     expect(obs.models.find((m) => m.id === 'tiny-small-ctx')?.state).toBe('loaded');
   });
@@ -179,9 +179,9 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
       { model: 'tiny-small-ctx', prompt: 'Once upon a time', max_tokens: 10_000, temperature: 0 },
       never(),
     );
-    expect(res.choices[0].finish_reason).toBe('length');
+    expect(res.choices[0]!.finish_reason).toBe('length');
     expect(res.usage.prompt_tokens + res.usage.completion_tokens).toBe(contextSize);
-    expect(res.choices[0].text).toHaveLength(res.usage.completion_tokens);
+    expect(res.choices[0]!.text).toHaveLength(res.usage.completion_tokens);
   });
 
   it('refuses a prompt longer than the context with a 400, and the model keeps serving', async () => {
@@ -197,7 +197,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
       { model: 'tiny-small-ctx', prompt: 'hi', max_tokens: 3, temperature: 0 },
       never(),
     );
-    expect(ok.choices[0].text).toHaveLength(3);
+    expect(ok.choices[0]!.text).toHaveLength(3);
   });
 
   it('streams a role chunk, content deltas and a final chunk with finish_reason and usage, same text as non-stream', async () => {
@@ -205,14 +205,14 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const chunks = await collect(provider.chatCompletionStream('tiny-chat', req, never()));
     const whole = await provider.chatCompletion('tiny-chat', { ...req, stream: false }, never());
 
-    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
-    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0].id)).toBe(true);
-    const last = chunks[chunks.length - 1];
-    expect(last.choices[0].finish_reason).toBe('length');
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0]!.id)).toBe(true);
+    const last = chunks[chunks.length - 1]!;
+    expect(last.choices[0]!.finish_reason).toBe('length');
     expect(last.usage).toEqual(whole.usage);
-    expect(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null)).toBe(true);
+    expect(chunks.slice(0, -1).every((c) => c.choices[0]!.finish_reason === null)).toBe(true);
     expect(chunks.length).toBeGreaterThanOrEqual(3);
-    expect(contentOf(chunks)).toBe(whole.choices[0].message.content);
+    expect(contentOf(chunks)).toBe(whole.choices[0]!.message.content);
   });
 
   it('stops at a stop sequence, leaves it out of the text and says stop', async () => {
@@ -221,18 +221,18 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const abc = (extra: Partial<ChatCompletionRequest>) =>
       chat('', { messages: [{ role: 'user', content: 'abc' }], max_tokens: 40, ...extra });
     const base = await provider.chatCompletion('tiny-chat', abc({}), never());
-    const text = base.choices[0].message.content;
+    const text = base.choices[0]!.message.content;
     const cut = [...text].findIndex((ch) => ch !== text[0]);
     expect(cut).toBeGreaterThan(0);
 
-    const stopped = await provider.chatCompletion('tiny-chat', abc({ stop: ['\u2603', text[cut]] }), never());
-    expect(stopped.choices[0].finish_reason).toBe('stop');
-    expect(stopped.choices[0].message.content).toBe(text.slice(0, cut));
+    const stopped = await provider.chatCompletion('tiny-chat', abc({ stop: ['\u2603', text[cut]!] }), never());
+    expect(stopped.choices[0]!.finish_reason).toBe('stop');
+    expect(stopped.choices[0]!.message.content).toBe(text.slice(0, cut));
     expect(stopped.usage.completion_tokens).toBe(cut + 1);
 
     const streamed = await collect(provider.chatCompletionStream('tiny-chat', abc({ stop: text[cut] }), never()));
     expect(contentOf(streamed)).toBe(text.slice(0, cut));
-    expect(streamed[streamed.length - 1].choices[0].finish_reason).toBe('stop');
+    expect(streamed[streamed.length - 1]!.choices[0]!.finish_reason).toBe('stop');
   });
 
   it('reproduces a sampled answer with the same seed and varies it with another', async () => {
@@ -241,9 +241,9 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const b = await provider.chatCompletion('tiny-chat', req(42), never());
     const c = await provider.chatCompletion('tiny-chat', req(43), never());
 
-    expect(a.choices[0].message.content).toBe(b.choices[0].message.content);
-    expect(a.choices[0].message.content).not.toBe(c.choices[0].message.content);
-    expect(a.choices[0].message.content).toHaveLength(24);
+    expect(a.choices[0]!.message.content).toBe(b.choices[0]!.message.content);
+    expect(a.choices[0]!.message.content).not.toBe(c.choices[0]!.message.content);
+    expect(a.choices[0]!.message.content).toHaveLength(24);
   });
 
   it('serves concurrent requests one at a time without mixing their outputs', async () => {
@@ -251,13 +251,13 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const sequential: string[] = [];
     for (const p of prompts) {
       sequential.push(
-        (await provider.chatCompletion('tiny-chat', chat(p, { max_tokens: 10 }), never())).choices[0].message.content,
+        (await provider.chatCompletion('tiny-chat', chat(p, { max_tokens: 10 }), never())).choices[0]!.message.content,
       );
     }
     const parallel = await Promise.all(
       prompts.map((p) => provider.chatCompletion('tiny-chat', chat(p, { max_tokens: 10 }), never())),
     );
-    expect(parallel.map((r) => r.choices[0].message.content)).toEqual(sequential);
+    expect(parallel.map((r) => r.choices[0]!.message.content)).toEqual(sequential);
   });
 
   it('completes text prompts, one choice per prompt, with summed usage', async () => {
@@ -281,8 +281,8 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
         never(),
       ),
     );
-    expect(chunks.map((c) => c.choices[0].text).join('')).toBe(res.choices[0].text);
-    expect(chunks[chunks.length - 1].choices[0].finish_reason).toBe('length');
+    expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(res.choices[0]!.text);
+    expect(chunks[chunks.length - 1]!.choices[0]!.finish_reason).toBe('length');
   });
 
   it('stops a stream when the signal aborts, and the model serves the next request at once', async () => {
@@ -298,11 +298,11 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     }
     // Role chunk plus a few deltas; never the 400 tokens nor a finish chunk.
     expect(received.length).toBeLessThan(10);
-    expect(received.every((c) => c.choices[0].finish_reason === null)).toBe(true);
+    expect(received.every((c) => c.choices[0]!.finish_reason === null)).toBe(true);
 
     const started = Date.now();
     const next = await provider.chatCompletion('tiny-chat', chat('Next', { max_tokens: 4 }), never());
-    expect(next.choices[0].message.content).toHaveLength(4);
+    expect(next.choices[0]!.message.content).toHaveLength(4);
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
@@ -328,7 +328,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const res = await provider.embeddings('tiny-embed', { model: 'tiny-embed', input: ['hello', 'world!'] }, never());
     expect(res.object).toBe('list');
     expect(res.data.map((d) => d.index)).toEqual([0, 1]);
-    const [a, b] = res.data.map((d) => d.embedding as number[]);
+    const [a, b] = res.data.map((d) => d.embedding as number[]) as [number[], number[]];
     expect(a).toHaveLength(TINY_CHAT.nEmbd);
     expect(a.every(Number.isFinite)).toBe(true);
     expect(a).not.toEqual(b);
@@ -339,10 +339,10 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
       { model: 'tiny-embed', input: 'hello', encoding_format: 'base64' },
       never(),
     );
-    const bytes = Buffer.from(b64.data[0].embedding as string, 'base64');
+    const bytes = Buffer.from(b64.data[0]!.embedding as string, 'base64');
     const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     expect(floats).toHaveLength(TINY_CHAT.nEmbd);
-    expect(floats[1]).toBeCloseTo(a[1], 5);
+    expect(floats[1]).toBeCloseTo(a[1]!, 5);
 
     // The embedding model is a full LLM too: it can chat.
     const chatRes = await provider.chatCompletion('tiny-embed', chat('hi', { max_tokens: 3 }), never());
@@ -368,7 +368,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     expect(obs.models.find((m) => m.id === 'bad-ffn')?.state).toBe('unloaded');
 
     const res = await provider.chatCompletion('tiny-chat', chat('still alive?', { max_tokens: 5 }), never());
-    expect(res.choices[0].message.content).toHaveLength(5);
+    expect(res.choices[0]!.message.content).toHaveLength(5);
   });
 
   it('fails loads of a missing file and of a non-GGUF file with ModelLoadFailedError', async () => {

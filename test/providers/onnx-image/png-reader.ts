@@ -32,8 +32,8 @@ export function readPng(png: Buffer): DecodedPng {
     if (type === 'IHDR') {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);
-      bitDepth = data[8];
-      colorType = data[9];
+      bitDepth = data[8]!;
+      colorType = data[9]!;
     } else if (type === 'IDAT') idat.push(Buffer.from(data));
     offset += 12 + length;
   }
@@ -44,12 +44,13 @@ export function readPng(png: Buffer): DecodedPng {
     throw new Error(`IDAT has ${raw.length} bytes, expected ${height * (stride + 1)}`);
   const pixels = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
-    const filter = raw[y * (stride + 1)];
+    const filter = raw[y * (stride + 1)]!;
     for (let i = 0; i < stride; i++) {
-      const x = raw[y * (stride + 1) + 1 + i];
-      const a = i >= bpp ? pixels[y * stride + i - bpp] : 0;
-      const b = y > 0 ? pixels[(y - 1) * stride + i] : 0;
-      const c = i >= bpp && y > 0 ? pixels[(y - 1) * stride + i - bpp] : 0;
+      // raw's length was checked above, and the pixels read lie in rows already written.
+      const x = raw[y * (stride + 1) + 1 + i]!;
+      const a = i >= bpp ? pixels[y * stride + i - bpp]! : 0;
+      const b = y > 0 ? pixels[(y - 1) * stride + i]! : 0;
+      const c = i >= bpp && y > 0 ? pixels[(y - 1) * stride + i - bpp]! : 0;
       let predictor = 0;
       if (filter === 1) predictor = a;
       else if (filter === 2) predictor = b;

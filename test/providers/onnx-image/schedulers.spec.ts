@@ -40,7 +40,7 @@ describe('noise schedule', () => {
     expect(betas).toHaveLength(1000);
     expect(betas[0]).toBeCloseTo(0.00085, 12);
     expect(betas[999]).toBeCloseTo(0.012, 12);
-    expect(Math.sqrt(betas[500]) - Math.sqrt(betas[499])).toBeCloseTo(
+    expect(Math.sqrt(betas[500]!) - Math.sqrt(betas[499]!)).toBeCloseTo(
       (Math.sqrt(0.012) - Math.sqrt(0.00085)) / 999,
       12,
     );

@@ -91,6 +91,7 @@ describe('writeTinyPipeline', () => {
     const run = async (fill: (i: number) => number) => {
       const data = Float32Array.from({ length: 4 * 5 * 7 }, (_, i) => fill(i));
       const out = await vae.run({ latent_sample: new ort.Tensor('float32', data, [1, 4, 5, 7]) });
+      if (!out.sample) throw new Error('vae_decoder returned no sample');
       return out.sample;
     };
     const a = await run((i) => Math.sin(i));
@@ -112,7 +113,7 @@ describe('writeTinyPipeline', () => {
       timestep_cond: new ort.Tensor('float32', new Float32Array(256).fill(0.2), [1, 256]),
     };
     const run = async (feeds: Record<string, ort.Tensor>) =>
-      Array.from((await unet.run(feeds)).out_sample.data as Float32Array);
+      Array.from((await unet.run(feeds)).out_sample!.data as Float32Array);
     const reference = await run(base);
     expect(await run({ ...base, timestep: new ort.Tensor('int64', BigInt64Array.of(259n), [1]) })).not.toEqual(
       reference,

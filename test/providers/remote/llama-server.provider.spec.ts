@@ -46,9 +46,9 @@ describe('LlamaServerProvider, single-model mode', () => {
     fake.setLoading(false);
     await provider.observe(probeSignal());
     const res = await provider.chatCompletion('qwen', { ...chat, model: 'qwen' }, new AbortController().signal);
-    expect(res.choices[0].message.content).toBe('one two three four');
+    expect(res.choices[0]!.message.content).toBe('one two three four');
     expect(res.model).toBe('qwen');
-    expect(fake.requestsTo('POST /v1/chat/completions')[0].body).toMatchObject({ model: 'qwen.gguf', stream: false });
+    expect(fake.requestsTo('POST /v1/chat/completions')[0]!.body).toMatchObject({ model: 'qwen.gguf', stream: false });
   });
 
   it('streams chat chunks in order and ends at [DONE]', async () => {
@@ -62,9 +62,9 @@ describe('LlamaServerProvider, single-model mode', () => {
     )) {
       chunks.push(c);
     }
-    const text = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    const text = chunks.map((c) => c.choices[0]!.delta.content ?? '').join('');
     expect(text).toBe('one two three four');
-    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
     expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'qwen')).toBe(true);
   });
 
@@ -77,7 +77,7 @@ describe('LlamaServerProvider, single-model mode', () => {
     await expect(
       (async () => {
         for await (const c of provider.chatCompletionStream('qwen', { ...chat, model: 'qwen' }, client.signal)) {
-          seen.push(c.choices[0].delta.content ?? '');
+          seen.push(c.choices[0]!.delta.content ?? '');
           if (seen.length === 3) client.abort();
         }
       })(),
@@ -91,10 +91,10 @@ describe('LlamaServerProvider, single-model mode', () => {
     fake.setLoading(false);
     const signal = new AbortController().signal;
     const done = await provider.completion('qwen', { model: 'qwen', prompt: 'x' }, signal);
-    expect(done.choices[0].text).toBe('one two three four');
+    expect(done.choices[0]!.text).toBe('one two three four');
     const parts: string[] = [];
     for await (const c of provider.completionStream('qwen', { model: 'qwen', prompt: 'x' }, signal))
-      parts.push(c.choices[0].text);
+      parts.push(c.choices[0]!.text);
     expect(parts.join('')).toBe('one two three four');
     const emb = await provider.embeddings('qwen', { model: 'qwen', input: ['a', 'bb'] }, signal);
     expect(emb.data).toHaveLength(2);
@@ -127,7 +127,7 @@ describe('LlamaServerProvider, router mode', () => {
       b: 'unloaded',
       c: 'loading',
     });
-    expect(obs.models[0].observedVia).toBe('GET /models status');
+    expect(obs.models[0]!.observedVia).toBe('GET /models status');
     expect(provider.capabilities).toMatchObject({ canLoad: true, canUnload: true });
   });
 

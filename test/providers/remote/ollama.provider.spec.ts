@@ -58,17 +58,17 @@ describe('OllamaProvider against the Ollama fake', () => {
   it('unloads with keep_alive 0 and reports what was resident', async () => {
     fake.addLoadedModel('qwen2.5:0.5b', { size: 600 * MB });
     await expect(provider.unload('chat-small')).resolves.toEqual({ wasLoaded: true, expectedFreedBytes: 600 * MB });
-    expect(fake.requestsTo('POST /api/generate')[0].body).toMatchObject({ model: 'qwen2.5:0.5b', keep_alive: 0 });
+    expect(fake.requestsTo('POST /api/generate')[0]!.body).toMatchObject({ model: 'qwen2.5:0.5b', keep_alive: 0 });
     expect(fake.loadedNames()).toEqual([]);
     await expect(provider.unload('chat-small')).resolves.toMatchObject({ wasLoaded: false });
   });
 
   it('loads with a prompt-less POST /api/generate', async () => {
     await provider.load('chat-small');
-    const body = fake.requestsTo('POST /api/generate')[0].body as Record<string, unknown>;
+    const body = fake.requestsTo('POST /api/generate')[0]!.body as Record<string, unknown>;
     expect(body).toMatchObject({ model: 'qwen2.5:0.5b' });
     expect(body).not.toHaveProperty('prompt');
-    expect((await provider.observe(probeSignal())).models[0].state).toBe('loaded');
+    expect((await provider.observe(probeSignal())).models[0]!.state).toBe('loaded');
   });
 
   it('maps an unknown model to a 502 carrying Ollama’s 404 message', async () => {
@@ -86,7 +86,7 @@ describe('OllamaProvider against the Ollama fake', () => {
       new AbortController().signal,
     );
     expect(res).toMatchObject({ object: 'chat.completion', model: 'chat-small' });
-    expect(res.choices[0].message.content).toBe('Hello from ollama');
-    expect(fake.requestsTo('POST /v1/chat/completions')[0].body).toMatchObject({ model: 'qwen2.5:0.5b' });
+    expect(res.choices[0]!.message.content).toBe('Hello from ollama');
+    expect(fake.requestsTo('POST /v1/chat/completions')[0]!.body).toMatchObject({ model: 'qwen2.5:0.5b' });
   });
 });

@@ -57,8 +57,8 @@ describe('OpenAiProvider against the vLLM fake', () => {
       { model: 'm1', messages: [{ role: 'user', content: 'hi' }] },
       new AbortController().signal,
     );
-    expect(res.choices[0].message.content).toBe('Hello from vllm');
-    expect(fake.requestsTo('POST /v1/chat/completions')[0].headers.authorization).toBe('Bearer sekret');
+    expect(res.choices[0]!.message.content).toBe('Hello from vllm');
+    expect(fake.requestsTo('POST /v1/chat/completions')[0]!.headers.authorization).toBe('Bearer sekret');
   });
 
   it('without the key, the 401 is a probe error with the upstream message', async () => {

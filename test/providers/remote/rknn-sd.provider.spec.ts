@@ -78,7 +78,7 @@ describe('RknnSdProvider against the rknn_sd_server fake', () => {
       new AbortController().signal,
     );
     expect(res.data).toHaveLength(2);
-    expect(res.data[0].b64_json.length).toBeGreaterThan(0);
+    expect(res.data[0]!.b64_json.length).toBeGreaterThan(0);
     expect(res.usage.seed).toBe(7);
     const bodies = fake.requestsTo('POST /v1/images/generations').map((r) => r.body);
     expect(bodies).toEqual([
@@ -86,7 +86,7 @@ describe('RknnSdProvider against the rknn_sd_server fake', () => {
       expect.objectContaining({ n: 1, seed: 8 }),
     ]);
     // The generate lazy-loaded the pipeline, and the probe says so.
-    expect((await provider.observe(probeSignal())).models[0].state).toBe('loaded');
+    expect((await provider.observe(probeSignal())).models[0]!.state).toBe('loaded');
   });
 
   it('maps an upstream 400 to a 502 carrying the upstream status and message', async () => {

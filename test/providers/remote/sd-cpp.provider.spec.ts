@@ -56,7 +56,7 @@ describe('SdCppProvider against the A1111-style fake', () => {
       },
       new AbortController().signal,
     );
-    expect(fake.requestsTo('POST /sdapi/v1/txt2img')[0].body).toEqual({
+    expect(fake.requestsTo('POST /sdapi/v1/txt2img')[0]!.body).toEqual({
       prompt: 'a lighthouse',
       negative_prompt: 'blurry',
       steps: 2,
