@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import type { Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
-import { ModelsService } from '../models/models.service.js';
+import { type ModelHealth, ModelsService } from '../models/models.service.js';
+
+export type { ModelHealth };
 
 export interface BackendHealth {
   kind: string;
@@ -10,14 +12,6 @@ export interface BackendHealth {
   reason: string | null;
   backend_initialized: boolean;
   last_transition_ms: number;
-}
-
-export interface ModelHealth {
-  state: string;
-  idle_seconds: number | null;
-  idle_unload_threshold_s: number | null;
-  unloads_in_s: number | null;
-  in_flight: number;
 }
 
 export interface HealthSnapshot {

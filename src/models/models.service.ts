@@ -17,6 +17,15 @@ import { ProbeService, type ProbeResult } from './probe.service.js';
 const MB = 1024 * 1024;
 const toMb = (bytes: number | null): number | null => (bytes === null ? null : Math.round((bytes / MB) * 100) / 100);
 
+/** Per-model summary in GET /health (and the bus heartbeat's source snapshot). */
+export interface ModelHealth {
+  state: string;
+  idle_seconds: number | null;
+  idle_unload_threshold_s: number | null;
+  unloads_in_s: number | null;
+  in_flight: number;
+}
+
 export interface LoadedEntry {
   name: string;
   backend: string;
@@ -156,26 +165,8 @@ export class ModelsService {
   }
 
   /** Per-model summary for GET /health (no probing: the health snapshot must stay instant). */
-  healthModels(): Record<
-    string,
-    {
-      state: string;
-      idle_seconds: number | null;
-      idle_unload_threshold_s: number | null;
-      unloads_in_s: number | null;
-      in_flight: number;
-    }
-  > {
-    const out: Record<
-      string,
-      {
-        state: string;
-        idle_seconds: number | null;
-        idle_unload_threshold_s: number | null;
-        unloads_in_s: number | null;
-        in_flight: number;
-      }
-    > = {};
+  healthModels(): Record<string, ModelHealth> {
+    const out: Record<string, ModelHealth> = {};
     for (const m of this.registry.catalog()) {
       const record = this.lifecycle.peek(m.id);
       const timing = this.timing(m.id, record, record?.state === 'loaded');
@@ -196,7 +187,7 @@ export class ModelsService {
     id: string,
     record: ModelRecord | undefined,
     loaded: boolean,
-  ): { idle_seconds: number | null; idle_unload_threshold_s: number | null; unloads_in_s: number | null } {
+  ): Omit<ModelHealth, 'state' | 'in_flight'> {
     const resolved = this.registry.find(id);
     const threshold = this.lifecycle.idleThresholdS(id);
     const pinned = this.lifecycle.isPinned(id);
