@@ -85,6 +85,14 @@ export interface ProviderCapabilities {
   remote: boolean;
 }
 
+/** In-process runtimes hold the handle themselves: they always know, load and free what they hold. */
+export const IN_PROCESS_CAPABILITIES: Readonly<ProviderCapabilities> = {
+  canObserveLoadState: true,
+  canUnload: true,
+  canLoad: true,
+  remote: false,
+};
+
 export interface UnloadResult {
   wasLoaded: boolean;
   /** Size the model was expected to occupy, bytes (null when unknown). */

@@ -16,13 +16,13 @@ import type {
 } from 'node-llama-cpp';
 import { AppError, InferenceFailedError, ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
 import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
-import type {
-  ModelDescriptor,
-  ModelProvider,
-  Observation,
-  ObservedModel,
-  ProviderCapabilities,
-  UnloadResult,
+import {
+  IN_PROCESS_CAPABILITIES,
+  type ModelDescriptor,
+  type ModelProvider,
+  type Observation,
+  type ObservedModel,
+  type UnloadResult,
 } from '../model-provider.js';
 import type {
   ChatCompletionChunk,
@@ -106,12 +106,7 @@ export class LlamaCppProvider implements ModelProvider {
   readonly kind = 'llama-cpp' as const;
   readonly backendName: string;
   readonly url = null;
-  readonly capabilities: ProviderCapabilities = {
-    canObserveLoadState: true,
-    canUnload: true,
-    canLoad: true,
-    remote: false,
-  };
+  readonly capabilities = IN_PROCESS_CAPABILITIES;
 
   private readonly logger: Logger;
   private readonly slots = new Map<string, ModelSlot>();

@@ -5,13 +5,13 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AppError, InferenceFailedError, ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
 import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
-import type {
-  ModelDescriptor,
-  ModelProvider,
-  Observation,
-  ObservedModel,
-  ProviderCapabilities,
-  UnloadResult,
+import {
+  IN_PROCESS_CAPABILITIES,
+  type ModelDescriptor,
+  type ModelProvider,
+  type Observation,
+  type ObservedModel,
+  type UnloadResult,
 } from '../model-provider.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import { parseImageRequest, resolveGenerationParams } from './image-request.js';
@@ -52,12 +52,7 @@ export class OnnxImageProvider implements ModelProvider {
   readonly kind = 'onnx-image' as const;
   readonly backendName: string;
   readonly url = null;
-  readonly capabilities: ProviderCapabilities = {
-    canObserveLoadState: true,
-    canUnload: true,
-    canLoad: true,
-    remote: false,
-  };
+  readonly capabilities = IN_PROCESS_CAPABILITIES;
 
   private readonly logger: Logger;
   private readonly slots = new Map<string, ModelSlot>();
