@@ -54,19 +54,7 @@ export class MqttTransport implements BusTransport {
 
   connect(): Promise<void> {
     if (this.client || this.closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const done = () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        off();
-        resolve();
-      };
-      const timer = setTimeout(done, this.options.connectTimeoutMs);
-      const off = this.state.onState((connected) => {
-        if (connected) done();
-      });
+    return this.state.untilConnected(this.options.connectTimeoutMs, (giveUp) => {
       try {
         this.client = mqttConnect(this.options.url, {
           reconnectPeriod: 0,
@@ -81,7 +69,7 @@ export class MqttTransport implements BusTransport {
         // A malformed URL throws synchronously; stay disconnected and say why.
         this.state.lastError = errorMessage(error);
         this.logger.error(`MQTT bus disabled: cannot connect to ${this.url}: ${this.state.lastError}`);
-        done();
+        giveUp();
         return;
       }
       this.wire(this.client);

@@ -110,6 +110,31 @@ export class TransportState {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Runs `start` and resolves once connected, once `start` gives up, or after `timeoutMs` (then
+   * `onTimeout` runs first) — whichever comes first. Start-up never waits on a broker beyond the bound.
+   */
+  untilConnected(timeoutMs: number, start: (giveUp: () => void) => void, onTimeout?: () => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const done = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        onTimeout?.();
+        done();
+      }, timeoutMs);
+      const off = this.onState((connected) => {
+        if (connected) done();
+      });
+      start(done);
+    });
+  }
+
   stats(): BusTransportStats {
     return {
       published: this.published,

@@ -116,26 +116,15 @@ export class ZenohTransport implements BusTransport {
 
   connect(): Promise<void> {
     if (this.closed || this.state.connected) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const done = () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        off();
-        resolve();
-      };
-      const timer = setTimeout(() => {
+    return this.state.untilConnected(
+      this.options.connectTimeoutMs,
+      (giveUp) => this.open(giveUp),
+      () => {
         if (!this.state.connected && this.state.lastError === null) {
           this.state.lastError = `router did not answer within ${this.options.connectTimeoutMs} ms`;
         }
-        done();
-      }, this.options.connectTimeoutMs);
-      const off = this.state.onState((connected) => {
-        if (connected) done();
-      });
-      this.open(done);
-    });
+      },
+    );
   }
 
   /** `reliable` is ignored: zenoh-ts put() resolves once the bytes are on the router's WebSocket. */
