@@ -44,6 +44,7 @@ const DEFAULT_CACHE_MS = 1000;
 export class ProbeService {
   private readonly logger = new Logger(ProbeService.name);
   private readonly entries = new Map<string, Entry>();
+  private readonly watched = new Map<string, { provider: ModelProvider; opts: ProbeOptions }>();
 
   constructor(
     private readonly clock: Clock,
@@ -76,6 +77,22 @@ export class ProbeService {
     optsFor: (provider: ModelProvider) => ProbeOptions,
   ): Promise<ProbeResult[]> {
     return Promise.all(providers.map((p) => this.observe(p, optsFor(p))));
+  }
+
+  /**
+   * Observe a backend now (e.g. a proxied request just saw connection refused): readiness then follows
+   * reality within one probe round trip. Single-flight with any probe already running. Never throws.
+   */
+  probeNow(backendName: string): Promise<void> {
+    const watched = this.watched.get(backendName);
+    if (!watched) return Promise.resolve();
+    this.invalidate(backendName);
+    return this.observe(watched.provider, watched.opts).then(() => undefined);
+  }
+
+  /** Remember how to probe a backend so probeNow(name) can be called by name. */
+  watch(provider: ModelProvider, opts: ProbeOptions): void {
+    this.watched.set(provider.backendName, { provider, opts });
   }
 
   /** Forget the cached result (after a load or unload through us, the next answer must be fresh). */

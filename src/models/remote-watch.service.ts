@@ -22,13 +22,13 @@ export class RemoteWatchService implements OnApplicationBootstrap, OnApplication
     for (const { provider, backend } of this.registry.all()) {
       if (!provider.capabilities.remote) continue;
       const name = `modelplane-probe-${backend.name}`;
-      const interval = setInterval(() => {
-        void this.probes.observe(provider, {
-          timeoutMs: backend.probeTimeoutMs,
-          cacheMs: backend.probeCacheMs,
-          failureThreshold: backend.failureThreshold,
-        });
-      }, backend.probeIntervalMs);
+      const opts = {
+        timeoutMs: backend.probeTimeoutMs,
+        cacheMs: backend.probeCacheMs,
+        failureThreshold: backend.failureThreshold,
+      };
+      this.probes.watch(provider, opts);
+      const interval = setInterval(() => void this.probes.observe(provider, opts), backend.probeIntervalMs);
       interval.unref();
       this.scheduler.addInterval(name, interval);
       this.names.push(name);
