@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
@@ -22,6 +23,13 @@ export type ProbeResult = Observation & {
   cached: boolean;
 };
 
+/** One finished probe, as metrics see it. */
+export interface ProbeRecord {
+  backend: string;
+  ok: boolean;
+  probe_ms: number;
+}
+
 interface Entry {
   result: ProbeResult | null;
   /** Clock.nowMs() when `result` was obtained. */
@@ -44,6 +52,7 @@ const DEFAULT_CACHE_MS = 1000;
 export class ProbeService {
   private readonly logger = new Logger(ProbeService.name);
   private readonly entries = new Map<string, Entry>();
+  private readonly emitter = new EventEmitter();
   private readonly watched = new Map<string, { provider: ModelProvider; opts: ProbeOptions }>();
 
   constructor(
@@ -61,6 +70,11 @@ export class ProbeService {
     const generation = entry.generation;
     const probe = this.probe(provider, opts).then((result) => {
       if (entry.inFlight === probe) entry.inFlight = null;
+      this.emitter.emit('probe', {
+        backend: result.backend,
+        ok: result.reachable && result.serverState !== 'error',
+        probe_ms: result.probe_ms,
+      } satisfies ProbeRecord);
       if (generation !== entry.generation) return result;
       entry.result = result;
       entry.atMs = this.clock.nowMs();
@@ -77,6 +91,12 @@ export class ProbeService {
     optsFor: (provider: ModelProvider) => ProbeOptions,
   ): Promise<ProbeResult[]> {
     return Promise.all(providers.map((p) => this.observe(p, optsFor(p))));
+  }
+
+  /** Every finished probe (not cache hits): for probe-duration metrics. Returns the unsubscriber. */
+  onProbe(listener: (probe: ProbeRecord) => void): () => void {
+    this.emitter.on('probe', listener);
+    return () => this.emitter.off('probe', listener);
   }
 
   /**
