@@ -16,6 +16,8 @@ export interface ModelConfig {
   contextSize: number | null;
   /** Allow embeddings for a llama-cpp model. */
   embeddings: boolean;
+  /** llama-cpp: sequences decoded together in one context (each holds context_size tokens); more requests queue. */
+  parallel: number;
 }
 
 export interface BackendConfig {

@@ -10,6 +10,12 @@ export const BACKEND_DEFAULTS = {
   requestTimeoutMs: 300_000,
 } as const;
 
+/** Defaults of model settings that are not null when unset. */
+export const MODEL_DEFAULTS = {
+  /** Like Ollama's OLLAMA_NUM_PARALLEL default: a few users share a model without waiting on each other. */
+  parallel: 4,
+} as const;
+
 export function modelConfig(id: string, path: string | null, overrides: Partial<ModelConfig> = {}): ModelConfig {
   return {
     id,
@@ -21,6 +27,7 @@ export function modelConfig(id: string, path: string | null, overrides: Partial<
     idleUnloadS: null,
     contextSize: null,
     embeddings: false,
+    parallel: MODEL_DEFAULTS.parallel,
     ...overrides,
   };
 }

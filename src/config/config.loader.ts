@@ -12,7 +12,7 @@ import type { FieldIssue } from '../common/errors.js';
 import { flattenValidationErrors } from '../common/validation.js';
 import { type BackendKind, REMOTE_KINDS } from '../providers/model-provider.js';
 import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
-import { BACKEND_DEFAULTS } from './config-defaults.js';
+import { BACKEND_DEFAULTS, MODEL_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
 
@@ -211,6 +211,7 @@ function toModel(m: ModelSchema | Raw): ModelConfig {
     idleUnloadS: typeof r.idle_unload_s === 'number' ? r.idle_unload_s : null,
     contextSize: typeof r.context_size === 'number' ? r.context_size : null,
     embeddings: bool(r.embeddings, false),
+    parallel: num(r.parallel, MODEL_DEFAULTS.parallel),
   };
 }
 

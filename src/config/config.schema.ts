@@ -66,6 +66,7 @@ export class ModelSchema {
   @IsOptional() @IsNumber() @Min(0) idle_unload_s?: number;
   @IsOptional() @IsInt() @Min(16) context_size?: number;
   @IsOptional() @IsBoolean() embeddings?: boolean;
+  @IsOptional() @IsInt() @Min(1) @Max(64) parallel?: number;
 }
 
 export class BackendSchema {
