@@ -45,7 +45,10 @@ export class InferenceController {
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const req: ChatCompletionRequest = { ...dto, max_tokens: dto.max_tokens ?? dto.max_completion_tokens };
+    const req: ChatCompletionRequest = withPassthrough(request.body, {
+      ...dto,
+      max_tokens: dto.max_tokens ?? dto.max_completion_tokens,
+    });
     const abort = abortOnDisconnect(reply);
     if (req.stream) {
       await writeSse(request, reply, await this.inference.chatCompletionStream(req, abort.signal), abort);
@@ -61,7 +64,10 @@ export class InferenceController {
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const req: CompletionRequest = { ...dto, max_tokens: dto.max_tokens ?? dto.max_completion_tokens };
+    const req: CompletionRequest = withPassthrough(request.body, {
+      ...dto,
+      max_tokens: dto.max_tokens ?? dto.max_completion_tokens,
+    });
     const abort = abortOnDisconnect(reply);
     if (req.stream) {
       await writeSse(request, reply, await this.inference.completionStream(req, abort.signal), abort);
@@ -83,4 +89,17 @@ export class InferenceController {
     const abort = abortOnDisconnect(reply);
     await reply.send(await this.inference.generateImages(dto, abort.signal));
   }
+}
+
+/**
+ * The validated request plus every top-level field the client sent that the DTO does not declare
+ * (stripped by validation), so a remote backend sees what the client asked for, not our subset.
+ */
+function withPassthrough<T extends object>(raw: unknown, validated: T): T & { passthrough?: Record<string, unknown> } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return validated;
+  const extra: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (!(key in validated) && key !== 'passthrough') extra[key] = value;
+  }
+  return Object.keys(extra).length > 0 ? { ...validated, passthrough: extra } : validated;
 }

@@ -2,29 +2,79 @@
  * OpenAI wire shapes (snake_case), shared by the inference routes and every provider.
  * Providers return these exact shapes so remote responses pass through untouched.
  */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   content: string;
+  name?: string;
+  /** Calls an assistant turn made (content is then usually empty). */
+  tool_calls?: ToolCall[];
+  /** On a `tool` message: which call this is the result of. */
+  tool_call_id?: string;
 }
+
+/** A JSON Schema; passed through to the backend as the client wrote it. */
+export type JsonSchema = Record<string, unknown>;
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object'; schema?: JsonSchema }
+  | {
+      type: 'json_schema';
+      json_schema: { name?: string; description?: string; schema?: JsonSchema; strict?: boolean };
+    };
+
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: JsonSchema; strict?: boolean };
+}
+
+export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
 
 export interface SamplingParams {
   max_tokens?: number;
+  max_completion_tokens?: number;
   temperature?: number;
   top_p?: number;
   stop?: string | string[];
   seed?: number;
+  /** Token id (as a string key) → bias in [-100, 100]. */
+  logit_bias?: Record<string, number>;
+  logprobs?: boolean;
+  top_logprobs?: number;
+  top_k?: number;
+  min_p?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  repeat_penalty?: number;
+  /**
+   * Fields the client sent that modelplane does not model (vendor extensions such as llama.cpp's
+   * `mirostat` or `grammar`, vLLM's `guided_json`). Remote OpenAI-compatible backends receive them
+   * verbatim; in-process providers must refuse any they cannot honour with a 400 naming the field.
+   */
+  passthrough?: Record<string, unknown>;
 }
 
 export interface ChatCompletionRequest extends SamplingParams {
   model: string;
   messages: ChatMessage[];
   stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+  response_format?: ResponseFormat;
+  tools?: ToolDefinition[];
+  tool_choice?: ToolChoice;
 }
 
 export interface CompletionRequest extends SamplingParams {
   model: string;
   prompt: string | string[];
   stream?: boolean;
+  stream_options?: { include_usage?: boolean };
 }
 
 export interface Usage {
@@ -33,7 +83,7 @@ export interface Usage {
   total_tokens: number;
 }
 
-export type FinishReason = 'stop' | 'length' | null;
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | null;
 
 export interface ChatCompletionResponse {
   id: string;
@@ -42,9 +92,10 @@ export interface ChatCompletionResponse {
   model: string;
   choices: {
     index: number;
-    message: { role: 'assistant'; content: string };
+    message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
     finish_reason: FinishReason;
-    logprobs: null;
+    /** Filled when the request asked for `logprobs` and the backend supports them. */
+    logprobs: unknown;
   }[];
   usage: Usage;
 }
@@ -56,9 +107,9 @@ export interface ChatCompletionChunk {
   model: string;
   choices: {
     index: number;
-    delta: { role?: 'assistant'; content?: string };
+    delta: { role?: 'assistant'; content?: string | null; tool_calls?: (Partial<ToolCall> & { index: number })[] };
     finish_reason: FinishReason;
-    logprobs: null;
+    logprobs: unknown;
   }[];
   usage?: Usage | null;
 }

@@ -1,7 +1,7 @@
 /**
  * Inference for servers that speak the OpenAI wire format (llama-server, Ollama's /v1, vLLM):
- * the request passes through with the model renamed to its upstream name; streams are relayed chunk
- * by chunk. Image-only kinds do not extend this, so they expose no chat methods.
+ * every field the client sent passes through (validated where we understand it), with the model renamed
+ * to its upstream name; streams are relayed chunk by chunk. Image-only kinds do not extend this, so they expose no chat methods.
  */
 import type {
   ChatCompletionChunk,
@@ -15,13 +15,15 @@ import type {
 } from '../openai-types.js';
 import { RemoteProvider } from './remote-provider.js';
 
+type WireRequest = (ChatCompletionRequest | CompletionRequest) & Record<string, unknown>;
+
 export abstract class OpenAiCompatibleProvider extends RemoteProvider {
   async chatCompletion(
     modelId: string,
     req: ChatCompletionRequest,
     signal: AbortSignal,
   ): Promise<ChatCompletionResponse> {
-    const body = { ...req, model: this.upstreamOf(modelId), stream: false };
+    const body = this.wire(modelId, req, false);
     return this.renamed(
       modelId,
       await this.http.json<ChatCompletionResponse>('POST', '/v1/chat/completions', body, signal),
@@ -33,14 +35,14 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     req: ChatCompletionRequest,
     signal: AbortSignal,
   ): AsyncGenerator<ChatCompletionChunk> {
-    const body = { ...req, model: this.upstreamOf(modelId), stream: true };
+    const body = this.wire(modelId, req, true);
     for await (const chunk of this.http.sse('/v1/chat/completions', body, signal)) {
       yield this.renamed(modelId, chunk as ChatCompletionChunk);
     }
   }
 
   async completion(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse> {
-    const body = { ...req, model: this.upstreamOf(modelId), stream: false };
+    const body = this.wire(modelId, req, false);
     return this.renamed(modelId, await this.http.json<CompletionResponse>('POST', '/v1/completions', body, signal));
   }
 
@@ -49,7 +51,7 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     req: CompletionRequest,
     signal: AbortSignal,
   ): AsyncGenerator<CompletionChunk> {
-    const body = { ...req, model: this.upstreamOf(modelId), stream: true };
+    const body = this.wire(modelId, req, true);
     for await (const chunk of this.http.sse('/v1/completions', body, signal)) {
       yield this.renamed(modelId, chunk as CompletionChunk);
     }
@@ -58,5 +60,14 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
   async embeddings(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse> {
     const body = { ...req, model: this.upstreamOf(modelId) };
     return this.renamed(modelId, await this.http.json<EmbeddingsResponse>('POST', '/v1/embeddings', body, signal));
+  }
+
+  /**
+   * The body as the client sent it: the fields we validated, plus the ones we do not model
+   * (`passthrough`, forwarded verbatim), with the model renamed to the server's name.
+   */
+  private wire(modelId: string, req: ChatCompletionRequest | CompletionRequest, stream: boolean): WireRequest {
+    const { passthrough, ...validated } = req;
+    return { ...passthrough, ...validated, model: this.upstreamOf(modelId), stream };
   }
 }
