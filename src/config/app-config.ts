@@ -1,4 +1,5 @@
 import type { BackendKind } from '../providers/model-provider.js';
+import type { Limits } from './limits.js';
 
 /** Typed, validated, defaults-applied configuration. The only shape the rest of the app reads. */
 export interface ModelConfig {
@@ -53,6 +54,8 @@ export interface AppConfig {
   /** true when no config file was given and the embedded demo runs. */
   demo: boolean;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  /** null: pretty when stdout is a TTY, JSON lines otherwise. */
+  logFormat: 'json' | 'pretty' | null;
   server: {
     host: string;
     port: number;
@@ -77,6 +80,8 @@ export interface AppConfig {
     connectTimeoutMs: number;
   };
   backends: BackendConfig[];
+  /** Request, connection and upstream bounds (YAML: server.*_timeout_ms / max_connections and limits.*). */
+  limits: Limits;
 }
 
 /** DI token for AppConfig (an interface cannot be a token). */

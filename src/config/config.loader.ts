@@ -15,6 +15,7 @@ import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
 import { BACKEND_DEFAULTS, MODEL_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
+import { LIMIT_DEFAULTS } from './limits.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -50,13 +51,14 @@ export function loadConfig({ argv, env, cwd }: LoadConfigInput): AppConfig {
   const path = configPathFrom(argv, env);
   const source = path === null ? 'embedded demo config' : resolve(cwd, path);
   const raw = path === null ? {} : readYaml(source);
-  const issues: FieldIssue[] = [];
-  applyEnvOverrides(raw, env, issues);
+  const issues: FieldIssue[] = prototypeKeyIssues(raw, '');
+  const fromEnv = applyEnvOverrides(raw, env, issues);
 
   const schema = plainToInstance(ConfigSchema, raw);
   const errors = validateSync(schema, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
-  issues.push(...flattenValidationErrors(errors));
+  issues.push(...flattenValidationErrors(errors).map((i) => nameEnvVariable(i, fromEnv)));
   issues.push(...crossFieldIssues(raw));
+  issues.push(...busUrlIssues(raw, fromEnv));
   if (issues.length > 0) throw new ConfigError(source, issues);
 
   const baseDir = path === null ? cwd : dirname(source);
@@ -76,7 +78,17 @@ function readYaml(file: string): Raw {
   } catch (err) {
     throw new ConfigError(file, [{ field: '(file)', value: file, rule: 'yaml', message: (err as Error).message }]);
   }
-  if (parsed === null || parsed === undefined) return {};
+  if (parsed === null || parsed === undefined) {
+    // Starting "ready" with nothing to serve hides the mistake (a wrong path, a truncated file).
+    throw new ConfigError(file, [
+      {
+        field: '(file)',
+        value: file,
+        rule: 'notEmpty',
+        message: 'the config file is empty; list backends in it, or start without --config for the embedded demo',
+      },
+    ]);
+  }
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(file, [{ field: '(root)', value: parsed, rule: 'isObject', message: 'must be a mapping' }]);
   }
@@ -94,7 +106,9 @@ const ENV_OVERRIDES: { env: string; path: [string, string]; kind: 'string' | 'nu
   { env: 'MODELPLANE_BUS_URL', path: ['bus', 'url'], kind: 'string' },
 ];
 
-function applyEnvOverrides(raw: Raw, env: NodeJS.ProcessEnv, issues: FieldIssue[]): void {
+/** Returns dotted config path → the variable that set it, so a bad value is reported under the variable's name. */
+function applyEnvOverrides(raw: Raw, env: NodeJS.ProcessEnv, issues: FieldIssue[]): Map<string, string> {
+  const applied = new Map<string, string>();
   for (const o of ENV_OVERRIDES) {
     const value = env[o.env];
     if (value === undefined || value === '') continue;
@@ -107,9 +121,67 @@ function applyEnvOverrides(raw: Raw, env: NodeJS.ProcessEnv, issues: FieldIssue[
       continue;
     }
     (target as Raw)[key] = converted;
+    applied.set(`${section}.${key}`, o.env);
   }
   const level = env.MODELPLANE_LOG_LEVEL;
-  if (level !== undefined && level !== '') raw.log_level = level;
+  if (level !== undefined && level !== '') {
+    raw.log_level = level;
+    applied.set('log_level', 'MODELPLANE_LOG_LEVEL');
+  }
+  const format = env.MODELPLANE_LOG_FORMAT;
+  if (format !== undefined && format !== '') {
+    raw.log_format = format;
+    applied.set('log_format', 'MODELPLANE_LOG_FORMAT');
+  }
+  return applied;
+}
+
+function nameEnvVariable(issue: FieldIssue, fromEnv: Map<string, string>): FieldIssue {
+  const variable = fromEnv.get(issue.field);
+  return variable ? { ...issue, field: `${variable} (${issue.field})` } : issue;
+}
+
+/**
+ * `__proto__`, `constructor` and `prototype` are dropped silently by class-transformer, so a typo'd or
+ * hostile key would be ignored instead of refused like every other unknown key.
+ */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function prototypeKeyIssues(value: unknown, at: string): FieldIssue[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const issues: FieldIssue[] = [];
+  for (const key of Object.keys(value)) {
+    const field = Array.isArray(value) ? `${at}[${key}]` : at ? `${at}.${key}` : key;
+    if (PROTOTYPE_KEYS.has(key)) {
+      issues.push({ field, value: undefined, rule: 'whitelistValidation', message: `${key} should not exist` });
+      continue;
+    }
+    issues.push(...prototypeKeyIssues((value as Raw)[key], field));
+  }
+  return issues;
+}
+
+const BUS_URL = {
+  mqtt: /^(mqtts?|wss?|tcp|ssl):\/\/[^\s/]+/,
+  zenoh: /^((zenoh\+)?wss?:\/\/|wss?\/|zenoh:\/\/)[^\s]+$/,
+};
+
+/** A bus URL the client library cannot parse would only fail after boot, in a log line; refuse it now. */
+function busUrlIssues(raw: Raw, fromEnv: Map<string, string>): FieldIssue[] {
+  const bus = section(raw, 'bus');
+  if (bus.enabled !== true || typeof bus.url !== 'string') return [];
+  const transport = bus.transport === 'zenoh' ? 'zenoh' : 'mqtt';
+  if (BUS_URL[transport].test(bus.url)) return [];
+  const expected = transport === 'mqtt' ? 'mqtt://host:1883 (mqtt, mqtts, ws, wss, tcp, ssl)' : 'ws://host:10000';
+  const variable = fromEnv.get('bus.url');
+  return [
+    {
+      field: variable ? `${variable} (bus.url)` : 'bus.url',
+      value: bus.url,
+      rule: 'busUrl',
+      message: `not a ${transport} URL; expected ${expected}`,
+    },
+  ];
 }
 
 function convertEnv(value: string, kind: 'string' | 'number' | 'boolean'): string | number | boolean | undefined {
@@ -237,6 +309,7 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
   const eviction = section(raw, 'eviction');
   const bus = section(raw, 'bus');
   const topics = section(bus, 'topics');
+  const limits = section(raw, 'limits');
   const dataDirRaw = str(raw.data_dir) ?? 'data';
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(where.baseDir, dataDirRaw);
   return {
@@ -244,6 +317,7 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
     dataDir,
     demo: where.demo,
     logLevel: (str(raw.log_level) ?? 'log') as AppConfig['logLevel'],
+    logFormat: (str(raw.log_format) ?? null) as AppConfig['logFormat'],
     server: {
       host: str(server.host) ?? '127.0.0.1',
       port: num(server.port, 8080),
@@ -269,6 +343,18 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
         response: str(topics.response) ?? 'local/llm/response',
         status: str(topics.status) ?? 'local/llm/status',
       },
+    },
+    limits: {
+      bodyMaxKeys: num(limits.body_max_keys, LIMIT_DEFAULTS.bodyMaxKeys),
+      bodyMaxDepth: num(limits.body_max_depth, LIMIT_DEFAULTS.bodyMaxDepth),
+      headersTimeoutMs: num(server.headers_timeout_ms, LIMIT_DEFAULTS.headersTimeoutMs),
+      requestTimeoutMs: num(server.request_timeout_ms, LIMIT_DEFAULTS.requestTimeoutMs),
+      keepAliveTimeoutMs: num(server.keep_alive_timeout_ms, LIMIT_DEFAULTS.keepAliveTimeoutMs),
+      maxConnections: num(server.max_connections, LIMIT_DEFAULTS.maxConnections),
+      imageQueue: num(limits.image_queue, LIMIT_DEFAULTS.imageQueue),
+      imageMaxWork: num(limits.image_max_work, LIMIT_DEFAULTS.imageMaxWork),
+      upstreamLineBytes: num(limits.upstream_line_bytes, LIMIT_DEFAULTS.upstreamLineBytes),
+      upstreamBodyBytes: num(limits.upstream_body_bytes, LIMIT_DEFAULTS.upstreamBodyBytes),
     },
     backends: where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend),
   };

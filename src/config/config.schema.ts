@@ -20,6 +20,7 @@ import {
 } from 'class-validator';
 import { MODEL_ID_PATTERN } from '../common/model-id.js';
 import { BACKEND_KINDS } from '../providers/model-provider.js';
+import { TIMER_MAX_MS, TIMER_MAX_S } from './limits.js';
 
 const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 
@@ -29,12 +30,30 @@ export class ServerSchema {
   @IsOptional() @IsString() @MinLength(8) admin_token?: string;
   @IsOptional() @IsString() @MinLength(1) api_key?: string;
   @IsOptional() @IsInt() @Min(1024) body_limit_bytes?: number;
-  @IsOptional() @IsNumber() @Min(0) shutdown_drain_s?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(TIMER_MAX_S) shutdown_drain_s?: number;
+  @IsOptional() @IsInt() @Min(100) @Max(TIMER_MAX_MS) headers_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(100) @Max(TIMER_MAX_MS) request_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(100) @Max(TIMER_MAX_MS) keep_alive_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(1_000_000) max_connections?: number;
+}
+
+/** Per-request bounds (docs/operations.md "Bounds"). */
+export class LimitsSchema {
+  @IsOptional() @IsInt() @Min(16) @Max(10_000_000) body_max_keys?: number;
+  @IsOptional() @IsInt() @Min(4) @Max(1000) body_max_depth?: number;
+  @IsOptional() @IsInt() @Min(0) @Max(100_000) image_queue?: number;
+  @IsOptional() @IsInt() @Min(1) image_max_work?: number;
+  @IsOptional() @IsInt() @Min(1024) upstream_line_bytes?: number;
+  @IsOptional() @IsInt() @Min(1024) upstream_body_bytes?: number;
 }
 
 export class EvictionSchema {
-  @IsOptional() @IsNumber() @Min(0) idle_unload_s?: number;
-  @IsOptional() @IsNumber() @Min(0.001, { message: 'check_interval_s must be > 0' }) check_interval_s?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(TIMER_MAX_S) idle_unload_s?: number;
+  @IsOptional()
+  @IsNumber()
+  @Min(0.001, { message: 'check_interval_s must be > 0' })
+  @Max(TIMER_MAX_S)
+  check_interval_s?: number;
   @IsOptional() @IsInt() @Min(0) max_loaded_models?: number;
   @IsOptional() @IsNumber() @Min(0) memory_budget_mb?: number;
 }
@@ -49,8 +68,8 @@ export class BusSchema {
   @IsOptional() @IsBoolean() enabled?: boolean;
   @IsOptional() @IsIn(['mqtt', 'zenoh']) transport?: 'mqtt' | 'zenoh';
   @IsOptional() @IsString() @MinLength(1) url?: string;
-  @IsOptional() @IsNumber() @Min(0.01) heartbeat_s?: number;
-  @IsOptional() @IsInt() @Min(1) connect_timeout_ms?: number;
+  @IsOptional() @IsNumber() @Min(0.01) @Max(TIMER_MAX_S) heartbeat_s?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) connect_timeout_ms?: number;
   @IsOptional() @ValidateNested() @Type(() => BusTopicsSchema) topics?: BusTopicsSchema;
 }
 
@@ -63,7 +82,7 @@ export class ModelSchema {
   @IsOptional() @IsString() @MinLength(1) purpose?: string;
   @IsOptional() @IsBoolean() preload?: boolean;
   @IsOptional() @IsBoolean() pin?: boolean;
-  @IsOptional() @IsNumber() @Min(0) idle_unload_s?: number;
+  @IsOptional() @IsNumber() @Min(0) @Max(TIMER_MAX_S) idle_unload_s?: number;
   @IsOptional() @IsInt() @Min(16) context_size?: number;
   @IsOptional() @IsBoolean() embeddings?: boolean;
   @IsOptional() @IsInt() @Min(1) @Max(64) parallel?: number;
@@ -74,11 +93,11 @@ export class BackendSchema {
   @IsIn(BACKEND_KINDS) type!: string;
   @IsOptional() @IsUrl(URL_OPTIONS) url?: string;
   @IsOptional() @IsString() api_key?: string;
-  @IsOptional() @IsInt() @Min(1) probe_timeout_ms?: number;
-  @IsOptional() @IsInt() @Min(0) probe_cache_ms?: number;
-  @IsOptional() @IsInt() @Min(100) probe_interval_ms?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) probe_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(0) @Max(TIMER_MAX_MS) probe_cache_ms?: number;
+  @IsOptional() @IsInt() @Min(100) @Max(TIMER_MAX_MS) probe_interval_ms?: number;
   @IsOptional() @IsInt() @Min(1) failure_threshold?: number;
-  @IsOptional() @IsInt() @Min(1) request_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) request_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1) threads?: number;
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => ModelSchema) models?: ModelSchema[];
 }
@@ -87,7 +106,9 @@ export class ConfigSchema {
   @IsOptional() @ValidateNested() @Type(() => ServerSchema) server?: ServerSchema;
   @IsOptional() @ValidateNested() @Type(() => EvictionSchema) eviction?: EvictionSchema;
   @IsOptional() @ValidateNested() @Type(() => BusSchema) bus?: BusSchema;
+  @IsOptional() @ValidateNested() @Type(() => LimitsSchema) limits?: LimitsSchema;
   @IsOptional() @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) log_level?: string;
+  @IsOptional() @IsIn(['json', 'pretty']) log_format?: string;
   @IsOptional() @IsString() data_dir?: string;
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => BackendSchema) backends?: BackendSchema[];
 }

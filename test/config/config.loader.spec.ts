@@ -22,8 +22,8 @@ function issuesOf(yaml: unknown, env: NodeJS.ProcessEnv = {}) {
 }
 
 describe(loadConfig.name, () => {
-  it('applies defaults for an empty file', () => {
-    const config = load('');
+  it('applies defaults for a file that sets nothing but an empty backend list', () => {
+    const config = load('backends: []\n');
     expect(config.server).toMatchObject({ host: '127.0.0.1', port: 8080, adminToken: null });
     expect(config.eviction).toEqual({ idleUnloadS: 600, checkIntervalS: 60, maxLoadedModels: 0, memoryBudgetMb: 0 });
     expect(config.bus).toMatchObject({ enabled: false, transport: 'mqtt', heartbeatS: 5 });
@@ -77,7 +77,7 @@ describe(loadConfig.name, () => {
   });
 
   it('applies every env override', () => {
-    const config = load('', {
+    const config = load('backends: []\n', {
       MODELPLANE_HOST: '0.0.0.0',
       MODELPLANE_PORT: '9090',
       MODELPLANE_ADMIN_TOKEN: 'secret-token-123',

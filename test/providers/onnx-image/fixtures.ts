@@ -1,5 +1,6 @@
 import type { AppConfig, BackendConfig, ModelConfig } from '../../../src/config/app-config.js';
 import { backendConfig, modelConfig as baseModelConfig } from '../../../src/config/config-defaults.js';
+import { LIMIT_DEFAULTS } from '../../../src/config/limits.js';
 
 export function modelConfig(id: string, path: string | null): ModelConfig {
   return baseModelConfig(id, path);
@@ -20,6 +21,7 @@ export function appConfig(baseDir: string, backends: BackendConfig[]): AppConfig
     dataDir: baseDir,
     demo: false,
     logLevel: 'error',
+    logFormat: null,
     server: {
       host: '127.0.0.1',
       port: 0,
@@ -38,6 +40,7 @@ export function appConfig(baseDir: string, backends: BackendConfig[]): AppConfig
       connectTimeoutMs: 1000,
     },
     backends,
+    limits: LIMIT_DEFAULTS,
   };
 }
 
