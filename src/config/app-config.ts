@@ -35,6 +35,8 @@ export interface BackendConfig {
   failureThreshold: number;
   /** Timeout for a proxied inference request. */
   requestTimeoutMs: number;
+  /** Longest silence between two chunks of a proxied stream before it is cut (the total is requestTimeoutMs). */
+  streamIdleTimeoutMs: number;
   /** In-process CPU threads; null → cores actually available. */
   threads: number | null;
   models: ModelConfig[];

@@ -8,6 +8,7 @@ export const BACKEND_DEFAULTS = {
   probeIntervalMs: 5000,
   failureThreshold: 3,
   requestTimeoutMs: 300_000,
+  streamIdleTimeoutMs: 30_000,
 } as const;
 
 /** Defaults of model settings that are not null when unset. */

@@ -299,6 +299,7 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     probeIntervalMs: num(r.probe_interval_ms, BACKEND_DEFAULTS.probeIntervalMs),
     failureThreshold: num(r.failure_threshold, BACKEND_DEFAULTS.failureThreshold),
     requestTimeoutMs: num(r.request_timeout_ms, BACKEND_DEFAULTS.requestTimeoutMs),
+    streamIdleTimeoutMs: num(r.stream_idle_timeout_ms, BACKEND_DEFAULTS.streamIdleTimeoutMs),
     threads: typeof r.threads === 'number' ? r.threads : null,
     models: asArray(r.models).map(toModel),
   };

@@ -98,6 +98,7 @@ export class BackendSchema {
   @IsOptional() @IsInt() @Min(100) @Max(TIMER_MAX_MS) probe_interval_ms?: number;
   @IsOptional() @IsInt() @Min(1) failure_threshold?: number;
   @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) request_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) stream_idle_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1) threads?: number;
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => ModelSchema) models?: ModelSchema[];
 }
