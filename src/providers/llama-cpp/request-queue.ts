@@ -1,7 +1,9 @@
 /**
- * Runs tasks one at a time, in arrival order, with a cap on how many may wait. A waiter whose
- * signal aborts leaves the queue at once (a disconnected client must not hold a place), and a
- * failed task never blocks the next.
+ * Admission to one model: up to `concurrency` tasks run at once (one per context sequence), the
+ * rest wait in arrival order, with a cap on how many may wait. A waiter whose signal aborts leaves
+ * the queue at once (a disconnected client must not hold a place), and a failed task never blocks
+ * the next. First-come order is what keeps a burst of long generations from starving a short one
+ * that arrived before them: nobody overtakes a waiter.
  */
 export class QueueFullError extends Error {
   constructor(readonly capacity: number) {
@@ -18,19 +20,35 @@ export function abortError(signal: AbortSignal): Error {
 }
 
 export class RequestQueue {
-  private running = false;
+  private running = 0;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    readonly concurrency = 1,
+  ) {
+    if (!(concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
+  }
 
-  /** Tasks waiting plus the one running. */
+  /** Tasks running now. */
+  get active(): number {
+    return this.running;
+  }
+
+  /** Tasks waiting for a turn. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Tasks waiting plus those running. */
   get size(): number {
-    return this.waiting.length + (this.running ? 1 : 0);
+    return this.waiting.length + this.running;
   }
 
   async run<T>(signal: AbortSignal | undefined, task: () => Promise<T>): Promise<T> {
     if (signal?.aborted) throw abortError(signal);
-    if (this.running) {
+    // Someone waiting means every turn is taken or about to be handed over: join the line behind them.
+    if (this.running >= this.concurrency || this.waiting.length > 0) {
       if (this.waiting.length >= this.capacity) throw new QueueFullError(this.capacity);
       await new Promise<void>((resolve, reject) => {
         const waiter = (): void => {
@@ -45,15 +63,16 @@ export class RequestQueue {
         signal?.addEventListener('abort', onAbort, { once: true });
         this.waiting.push(waiter);
       });
+      // The finishing task handed its turn over without giving it back: `running` already counts this one.
     } else {
-      this.running = true;
+      this.running++;
     }
     try {
       return await task();
     } finally {
       const next = this.waiting.shift();
       if (next) next();
-      else this.running = false;
+      else this.running--;
     }
   }
 }

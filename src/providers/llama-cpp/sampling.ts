@@ -2,7 +2,7 @@
  * OpenAI sampling fields → node-llama-cpp generation options, shared by the provider and
  * `directGenerate` so a benchmark compares the HTTP path with exactly the same settings.
  */
-import type { LlamaCompletionGenerationOptions } from 'node-llama-cpp';
+import type { LlamaCompletionGenerationOptions, LlamaGrammar } from 'node-llama-cpp';
 import { AppError } from '../../common/errors.js';
 import type { SamplingParams } from '../openai-types.js';
 
@@ -29,6 +29,11 @@ export class ContextLengthExceededError extends AppError {
   }
 }
 
+/** Generation settings that need the loaded model to build (a grammar from a JSON schema). */
+export interface GenerationExtras {
+  grammar?: LlamaGrammar;
+}
+
 export function invalidRequest(message: string, param: string | null): AppError {
   return new AppError(400, 'invalid_request', message, {}, 'invalid_request_error', param);
 }
@@ -49,6 +54,7 @@ export function generationOptions(
   req: SamplingParams,
   promptTokens: number,
   contextSize: number,
+  extras: GenerationExtras = {},
 ): LlamaCompletionGenerationOptions & { maxTokens: number } {
   const room = contextSize - promptTokens;
   if (room < 1) throw new ContextLengthExceededError(model, promptTokens, contextSize);
@@ -71,5 +77,6 @@ export function generationOptions(
     // The prompt is checked to fit above; shifting would silently drop the start of the conversation.
     disableContextShift: true,
     contextShiftSize: 1,
+    ...(extras.grammar ? { grammar: extras.grammar } : {}),
   };
 }
