@@ -64,20 +64,28 @@ export class BackendStateService {
     return this.states.has(name);
   }
 
-  /** The backend's init() finished (successfully or not): moves last_transition_ms too. */
+  /**
+   * The backend's init() finished (successfully or not): moves last_transition_ms, but publishes no
+   * transition (readiness did not change; finalize() publishes the real one).
+   */
   markInitialized(name: string): void {
     const state = this.mutable(name);
     if (state.backend_initialized) return;
     state.backend_initialized = true;
     state.last_transition_ms = this.clock.epochMs();
     this.lastServiceTransitionMs = state.last_transition_ms;
-    this.emitter.emit('transition', this.event(state, state.readiness));
   }
 
-  /** Set readiness; a no-op (no event) when neither readiness nor reason changes. */
+  /**
+   * Set readiness. Only a change of readiness is a transition (event, last_transition_ms); a new reason for
+   * the same readiness (another error text in a failure streak) is recorded quietly.
+   */
   set(name: string, readiness: Readiness, reason: string | null): void {
     const state = this.mutable(name);
-    if (state.readiness === readiness && state.reason === reason) return;
+    if (state.readiness === readiness) {
+      state.reason = reason;
+      return;
+    }
     const from = state.readiness;
     state.readiness = readiness;
     state.reason = reason;

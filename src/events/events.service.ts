@@ -2,8 +2,7 @@ import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/com
 import { EventEmitter } from 'node:events';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Clock } from '../common/clock.js';
-import { ModelLifecycleService } from '../models/model-lifecycle.service.js';
-import { ModelsService } from '../models/models.service.js';
+import { ModelStateStore } from '../models/model-state.store.js';
 
 export interface StateEvent {
   seq: number;
@@ -16,20 +15,18 @@ const HISTORY = 200;
 
 /**
  * One stream of state changes (backend transitions, loads, unloads with freed memory, drift) for
- * SSE clients and counters. Bounded history so a late subscriber can catch up.
+ * SSE clients. Bounded history so a late subscriber can catch up.
  */
 @Injectable()
 export class EventsService implements OnModuleInit, OnModuleDestroy {
   private readonly emitter = new EventEmitter();
   private readonly history: StateEvent[] = [];
-  private readonly counters = new Map<string, number>();
   private readonly unsubscribers: (() => void)[] = [];
   private seq = 0;
 
   constructor(
     private readonly backendState: BackendStateService,
-    private readonly lifecycle: ModelLifecycleService,
-    private readonly models: ModelsService,
+    private readonly store: ModelStateStore,
     private readonly clock: Clock,
   ) {
     this.emitter.setMaxListeners(1000);
@@ -38,8 +35,7 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     this.unsubscribers.push(
       this.backendState.onTransition((e) => this.publish({ type: 'backend.transition', ...e })),
-      this.lifecycle.onEvent((e) => this.publish({ ...e })),
-      this.models.onDrift((e) => this.publish({ ...e })),
+      this.store.onEvent((e) => this.publish({ ...e })),
     );
   }
 
@@ -55,8 +51,6 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
       type: event.type,
       at_ms: event.at_ms ?? this.clock.epochMs(),
     };
-    const key = full.type === 'model.unloaded' ? `model.unloaded:${String(full.reason)}` : full.type;
-    this.counters.set(key, (this.counters.get(key) ?? 0) + 1);
     this.history.push(full);
     if (this.history.length > HISTORY) this.history.shift();
     this.emitter.emit('event', full);
@@ -64,10 +58,6 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
 
   since(seq: number): StateEvent[] {
     return this.history.filter((e) => e.seq > seq);
-  }
-
-  counts(): ReadonlyMap<string, number> {
-    return this.counters;
   }
 
   subscribe(listener: (event: StateEvent) => void): () => void {

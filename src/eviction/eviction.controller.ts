@@ -1,7 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { assertValidModelId } from '../common/model-id.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
-import type { LoadPlan } from './eviction.policy.js';
+import type { LoadPlan } from '../models/eviction-policy.js';
 import { EvictionService } from './eviction.service.js';
 
 @Controller('api/eviction')

@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { BackendStateService } from '../backend-state/backend-state.service.js';
 import type { Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
 import { type ModelHealth, ModelsService } from '../models/models.service.js';
@@ -38,7 +37,6 @@ export class HealthService {
   private readonly startedMs: number;
 
   constructor(
-    private readonly backendState: BackendStateService,
     private readonly clock: Clock,
     private readonly models: ModelsService,
   ) {
@@ -49,8 +47,10 @@ export class HealthService {
     this.contributions.set(section, contribution);
   }
 
+  /** Readiness and models from one store snapshot: the same instant every other view projects. */
   snapshot(): HealthSnapshot {
-    const state = this.backendState.snapshot();
+    const store = this.models.snapshot();
+    const state = store.readiness;
     const backends: Record<string, BackendHealth> = {};
     for (const b of state.backends) {
       backends[b.name] = {
@@ -71,7 +71,7 @@ export class HealthService {
       timestamp_ms: this.clock.epochMs(),
       uptime_s: Math.round((this.clock.nowMs() - this.startedMs) / 1000),
       backends,
-      models: this.models.healthModels(),
+      models: this.models.healthModels(store),
     };
     for (const [section, contribution] of this.contributions) snapshot[section] = contribution();
     return snapshot;

@@ -1,38 +1,28 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { EventEmitter } from 'node:events';
 import { Clock } from '../common/clock.js';
 import {
+  InsufficientMemoryError,
   ModelBusyError,
   ModelLoadFailedError,
   ServiceShuttingDownError,
   UnloadUnsupportedError,
 } from '../common/errors.js';
-import { Mutex } from '../common/mutex.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { IN_PROCESS_KINDS } from '../providers/model-provider.js';
 import { errorText, ProviderRegistry, type ResolvedModel } from '../providers/provider-registry.service.js';
+import { type LoadPlan, planLoad } from './eviction-policy.js';
+import {
+  type ModelRecord,
+  type ModelState,
+  ModelStateStore,
+  type StateEvent,
+  type UnloadOutcome,
+  type UnloadReasonCode,
+} from './model-state.store.js';
+import { ProbeService } from './probe.service.js';
 import { readRssBytes } from './rss.js';
+import { evictionView } from './state-snapshot.js';
 
-/** What modelplane believes about a model (DESIGN.md §Model states). */
-export type ModelState = 'unloaded' | 'loading' | 'loaded' | 'unloading' | 'failed' | 'unknown';
-
-/** Per-model bookkeeping: state, activity leases, idle clock. Mutations happen only under `lock`. */
-export interface ModelRecord {
-  id: string;
-  backend: string;
-  state: ModelState;
-  reason: string | null;
-  inFlight: number;
-  /** Monotonic ms of the last load or request end; null until first used through modelplane. */
-  lastActivityMs: number | null;
-  loadedAtMs: number | null;
-  loadedAtEpochMs: number | null;
-  /** Measured size once loaded (bytes), for the memory budget. */
-  sizeBytes: number | null;
-  readonly lock: Mutex;
-  /** Resolved when inFlight drops to 0 (admin unload and shutdown drain wait on these). */
-  idleWaiters: (() => void)[];
-}
+export type { ModelRecord, ModelState, StateEvent, UnloadOutcome };
 
 export interface Lease {
   readonly modelId: string;
@@ -40,94 +30,40 @@ export interface Lease {
   release(): void;
 }
 
-export interface UnloadOutcome {
-  ok: true;
-  model: string;
-  was_loaded: boolean;
-  reason: string;
-  expected_freed_mb: number | null;
-  rss_freed_mb: number | null;
-}
-
-export type LifecycleEvent =
-  | { type: 'model.loaded'; model: string; backend: string; load_ms: number; at_ms: number }
-  | { type: 'model.load_failed'; model: string; backend: string; reason: string; at_ms: number }
-  | ({ type: 'model.unloaded'; backend: string; at_ms: number } & UnloadOutcome);
-
-/** Called before an in-process load so the memory budget can evict (set by the eviction module). */
-export type BeforeLoadHook = (model: ResolvedModel) => Promise<void>;
-
 /**
- * The one owner of model load state. Callers ask for outcomes (`acquire`, `unload`), never check-then-act:
- * a lease is taken under the model's lock, so the idle sweeper (which re-checks under the same lock)
- * can never unload a model between a request's admission and its start.
+ * Loads, unloads and leases: the actions on models. Callers ask for outcomes (`acquire`, `unload`), never
+ * check-then-act: a lease is taken under the model's lock, so the idle sweeper (which re-checks under the
+ * same lock) can never unload a model between a request's admission and its start. Every state change is
+ * written through the ModelStateStore; this service never assigns a model's state itself.
  */
 @Injectable()
 export class ModelLifecycleService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ModelLifecycleService.name);
-  private readonly records = new Map<string, ModelRecord>();
-  private readonly events = new EventEmitter();
-  private beforeLoad: BeforeLoadHook = async () => {};
   private admitting = true;
 
   constructor(
     private readonly registry: ProviderRegistry,
+    private readonly store: ModelStateStore,
+    private readonly observer: ProbeService,
     private readonly clock: Clock,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    registry.setPreloader(async (id) => {
-      const lease = await this.acquire(id);
-      lease.release();
-    });
+  ) {}
+
+  /** Every model state event (loads, failures, unloads, drift); published by the store on real change. */
+  onEvent(listener: (event: StateEvent) => void): () => void {
+    return this.store.onEvent(listener);
   }
 
-  setBeforeLoadHook(hook: BeforeLoadHook): void {
-    this.beforeLoad = hook;
+  peek(id: string): Readonly<ModelRecord> | undefined {
+    return this.store.peek(id);
   }
 
-  onEvent(listener: (event: LifecycleEvent) => void): () => void {
-    this.events.on('event', listener);
-    return () => this.events.off('event', listener);
+  allRecords(): Readonly<ModelRecord>[] {
+    return this.store.allRecords();
   }
 
-  /**
-   * A request through modelplane made us believe a remote model is loaded (called when that request ends):
-   * an observation cached from before it must not be taken for drift.
-   */
-  onBeliefChange(listener: (backend: string) => void): () => void {
-    this.events.on('belief', listener);
-    return () => this.events.off('belief', listener);
-  }
-
-  record(id: string): ModelRecord {
-    let record = this.records.get(id);
-    if (!record) {
-      const resolved = this.registry.find(id);
-      const observable = resolved?.provider.capabilities.canObserveLoadState ?? true;
-      record = {
-        id,
-        backend: resolved?.backend.name ?? '',
-        state: observable ? 'unloaded' : 'unknown',
-        reason: null,
-        inFlight: 0,
-        lastActivityMs: null,
-        loadedAtMs: null,
-        loadedAtEpochMs: null,
-        sizeBytes: null,
-        lock: new Mutex(),
-        idleWaiters: [],
-      };
-      this.records.set(id, record);
-    }
-    return record;
-  }
-
-  peek(id: string): ModelRecord | undefined {
-    return this.records.get(id);
-  }
-
-  allRecords(): ModelRecord[] {
-    return [...this.records.values()];
+  totalInFlight(): number {
+    return this.store.totalInFlight();
   }
 
   /** Idle threshold of a model in seconds: its own, else the global default; 0 = never. */
@@ -146,12 +82,12 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     this.stopAdmitting();
     const timeoutMs = this.config.server.shutdownDrainS * 1000;
-    const drained = await Promise.all(this.allRecords().map((r) => this.drain(r, timeoutMs)));
+    const drained = await Promise.all(this.store.allRecords().map((r) => this.drain(r, timeoutMs)));
     if (drained.includes(false))
       this.logger.warn(`shutdown: ${this.totalInFlight()} request(s) still in flight after ${timeoutMs} ms`);
-    for (const record of this.allRecords()) {
+    for (const record of this.store.allRecords()) {
       const resolved = this.registry.find(record.id);
-      if (!resolved || !IN_PROCESS_KINDS.includes(resolved.backend.type) || record.state !== 'loaded') continue;
+      if (!resolved || resolved.provider.capabilities.remote || record.state !== 'loaded') continue;
       await this.unload(record.id, 'shutdown', { drainTimeoutMs: 0 }).catch((err: unknown) =>
         this.logger.warn(`shutdown unload of '${record.id}' failed: ${errorText(err)}`),
       );
@@ -163,10 +99,8 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     this.admitting = false;
   }
 
-  totalInFlight(): number {
-    let n = 0;
-    for (const r of this.records.values()) n += r.inFlight;
-    return n;
+  get isAdmitting(): boolean {
+    return this.admitting;
   }
 
   /**
@@ -176,18 +110,14 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
   async acquire(id: string, signal?: AbortSignal): Promise<Lease> {
     if (!this.admitting) throw new ServiceShuttingDownError();
     const resolved = this.registry.resolve(id);
-    const record = this.record(id);
+    const record = this.store.record(id);
+    const remote = resolved.provider.capabilities.remote;
     let believedNow = false;
     await record.lock.run(async () => {
-      if (IN_PROCESS_KINDS.includes(resolved.backend.type) && record.state !== 'loaded') {
-        await this.loadLocked(resolved, record, signal);
-      }
-      record.inFlight++;
-      if (!IN_PROCESS_KINDS.includes(resolved.backend.type) && record.state !== 'unknown') {
-        // Remote servers load on demand; a request through us is evidence it is (or will be) resident.
-        believedNow = record.state !== 'loaded';
-        record.state = 'loaded';
-      }
+      if (!remote && record.state !== 'loaded') await this.loadLocked(resolved, record, signal);
+      this.store.leaseTaken(id);
+      // Remote servers load on demand: a request through us is evidence it is (or will be) resident.
+      if (remote) believedNow = this.store.remoteUsed(id);
     });
     let released = false;
     return {
@@ -195,10 +125,8 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
       release: () => {
         if (released) return;
         released = true;
-        record.inFlight--;
-        record.lastActivityMs = this.clock.nowMs();
-        if (record.inFlight === 0) for (const wake of record.idleWaiters.splice(0)) wake();
-        if (believedNow) this.events.emit('belief', record.backend);
+        this.store.leaseReleased(id);
+        if (believedNow) this.afterOwnAction(resolved);
       },
     };
   }
@@ -206,71 +134,77 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
   /** Load without taking a lease (admin load). */
   async load(id: string, signal?: AbortSignal): Promise<ModelState> {
     const resolved = this.registry.resolve(id);
-    const record = this.record(id);
+    const record = this.store.record(id);
     await record.lock.run(async () => {
       if (record.state === 'loaded') return;
-      if (resolved.provider.capabilities.canLoad || IN_PROCESS_KINDS.includes(resolved.backend.type)) {
-        await this.loadLocked(resolved, record, signal);
-      }
+      if (resolved.provider.capabilities.canLoad) await this.loadLocked(resolved, record, signal);
     });
     return record.state;
   }
 
   /**
-   * Unload a model. `onlyIfIdle` (the sweeper) re-checks under the lock that no request is in flight and
+   * Unload a model. `onlyIf` (the sweeper) re-checks under the lock that no request is in flight and
    * that the idle threshold still holds; without it (admin), in-flight requests are waited for first.
    */
   async unload(
     id: string,
     reason: string,
-    opts: { onlyIf?: (record: ModelRecord) => boolean; drainTimeoutMs?: number } = {},
+    opts: { onlyIf?: (record: Readonly<ModelRecord>) => boolean; drainTimeoutMs?: number } = {},
   ): Promise<UnloadOutcome | null> {
     const resolved = this.registry.resolve(id);
     if (!resolved.provider.capabilities.canUnload) throw new UnloadUnsupportedError(id, resolved.backend.type);
-    const record = this.record(id);
-    return record.lock.run(async () => {
+    const record = this.store.record(id);
+    const outcome = await record.lock.run(async () => {
       if (opts.onlyIf && !opts.onlyIf(record)) return null;
       if (!(await this.drain(record, opts.drainTimeoutMs ?? this.config.server.shutdownDrainS * 1000))) {
         // Unloading now would break the requests still running: refuse instead.
         throw new ModelBusyError(id, record.inFlight);
       }
-      const previous = record.state;
-      record.state = 'unloading';
+      const previous = this.store.unloadStarted(id);
+      const sizeBefore = record.sizeBytes;
       const rssBefore = readRssBytes();
       try {
         const result = await resolved.provider.unload(id);
         const rssAfter = readRssBytes();
-        const outcome: UnloadOutcome = {
+        const done: UnloadOutcome = {
           ok: true,
           model: id,
           was_loaded: result.wasLoaded,
           reason,
-          expected_freed_mb: toMb(result.expectedFreedBytes ?? record.sizeBytes),
-          rss_freed_mb:
-            IN_PROCESS_KINDS.includes(resolved.backend.type) && result.wasLoaded ? toMb(rssBefore - rssAfter) : null,
+          reason_code: reasonCode(reason),
+          expected_freed_mb: toMb(result.expectedFreedBytes ?? sizeBefore),
+          rss_freed_mb: !resolved.provider.capabilities.remote && result.wasLoaded ? toMb(rssBefore - rssAfter) : null,
         };
-        record.state = 'unloaded';
-        record.loadedAtMs = null;
-        record.loadedAtEpochMs = null;
-        record.sizeBytes = null;
+        this.store.unloadSucceeded(id, done);
         if (result.wasLoaded)
-          this.logger.log(`unloaded '${id}' (${reason}); rss freed ${outcome.rss_freed_mb ?? 'n/a'} MB`);
-        this.events.emit('event', {
-          type: 'model.unloaded',
-          backend: resolved.backend.name,
-          at_ms: this.clock.epochMs(),
-          ...outcome,
-        });
-        return outcome;
+          this.logger.log(`unloaded '${id}' (${reason}); rss freed ${done.rss_freed_mb ?? 'n/a'} MB`);
+        return done;
       } catch (err) {
-        record.state = previous === 'unknown' ? 'unknown' : 'unloaded';
+        this.store.unloadFailed(id, previous);
         throw err;
       }
     });
+    if (outcome) this.afterOwnAction(resolved);
+    return outcome;
+  }
+
+  /** What loading `id` would evict under the memory budget, from the same snapshot every view shows. */
+  plan(target: ResolvedModel): LoadPlan {
+    const snapshot = this.store.snapshot();
+    const record = this.store.peek(target.id);
+    return planLoad(
+      this.clock.nowMs(),
+      { id: target.id, sizeBytes: record?.sizeBytes ?? target.descriptor.expectedSizeBytes },
+      snapshot.models.map(evictionView),
+      {
+        maxLoadedModels: this.config.eviction.maxLoadedModels,
+        memoryBudgetBytes: this.config.eviction.memoryBudgetMb * 1024 * 1024,
+      },
+    );
   }
 
   /** Waits (bounded, in real time) until no request holds a lease on the model; true when drained. */
-  async drain(record: ModelRecord, timeoutMs: number): Promise<boolean> {
+  async drain(record: Readonly<ModelRecord>, timeoutMs: number): Promise<boolean> {
     if (record.inFlight === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
@@ -281,39 +215,52 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     return drained;
   }
 
+  /** After our own load or unload the backend is observed at once (reads never probe themselves). */
+  private afterOwnAction(resolved: ResolvedModel): void {
+    void this.observer.probeNow(resolved.backend.name);
+  }
+
   private async loadLocked(resolved: ResolvedModel, record: ModelRecord, signal?: AbortSignal): Promise<void> {
-    await this.beforeLoad(resolved);
-    record.state = 'loading';
-    record.reason = null;
+    if (!resolved.provider.capabilities.remote) await this.makeRoomFor(resolved);
+    this.store.loadStarted(resolved.id);
     const started = this.clock.nowMs();
     try {
       await resolved.provider.load(resolved.id, signal);
     } catch (err) {
-      record.state = 'failed';
-      record.reason = errorText(err);
-      this.events.emit('event', {
-        type: 'model.load_failed',
-        model: resolved.id,
-        backend: resolved.backend.name,
-        reason: record.reason,
-        at_ms: this.clock.epochMs(),
-      });
-      throw err instanceof Error && 'status' in err ? err : new ModelLoadFailedError(resolved.id, record.reason);
+      const reason = errorText(err);
+      this.store.loadFailed(resolved.id, reason);
+      throw err instanceof Error && 'status' in err ? err : new ModelLoadFailedError(resolved.id, reason);
     }
-    const now = this.clock.nowMs();
-    record.state = 'loaded';
-    record.loadedAtMs = now;
-    record.loadedAtEpochMs = this.clock.epochMs();
-    record.lastActivityMs = now;
-    record.sizeBytes = resolved.descriptor.expectedSizeBytes;
-    this.events.emit('event', {
-      type: 'model.loaded',
-      model: resolved.id,
-      backend: resolved.backend.name,
-      load_ms: Math.round(now - started),
-      at_ms: record.loadedAtEpochMs,
-    });
+    this.store.loadSucceeded(resolved.id, this.clock.nowMs() - started, resolved.descriptor.expectedSizeBytes);
+    this.afterOwnAction(resolved);
   }
+
+  /**
+   * Before an in-process load: evict LRU idle models until it fits, or refuse with insufficient_memory.
+   * Victims are loaded, idle models whose locks no load holds (a load holds only its own model's lock), so
+   * this never waits in a lock cycle. Each round evicts one model and re-plans, since a request may have
+   * claimed a candidate meanwhile.
+   */
+  private async makeRoomFor(target: ResolvedModel): Promise<void> {
+    for (let round = 0; round < 64; round++) {
+      const plan = this.plan(target);
+      if (!plan.fits) throw new InsufficientMemoryError(target.id, plan.reason ?? 'memory budget exceeded');
+      const victim = plan.evict[0];
+      if (victim === undefined) return;
+      await this.unload(victim, `memory budget (loading '${target.id}')`, {
+        onlyIf: (record) => record.inFlight === 0 && record.state === 'loaded',
+      });
+    }
+    throw new InsufficientMemoryError(target.id, 'could not settle the memory budget');
+  }
+}
+
+function reasonCode(reason: string): UnloadReasonCode {
+  if (reason === 'idle') return 'idle';
+  if (reason === 'shutdown') return 'shutdown';
+  if (reason.startsWith('admin')) return 'admin';
+  if (reason.startsWith('memory budget')) return 'budget';
+  return 'other';
 }
 
 function toMb(bytes: number | null): number | null {

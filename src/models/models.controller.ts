@@ -15,14 +15,14 @@ export class ModelsController {
 
   @Get()
   @Header('cache-control', 'no-store')
-  catalog(): Promise<{ models: CatalogEntry[] }> {
+  catalog(): { models: CatalogEntry[] } {
     return this.models.catalog();
   }
 
   /** What is really in memory, per backend's own signal; every backend listed, reachable or not. */
   @Get('loaded')
   @Header('cache-control', 'no-store')
-  loaded(): Promise<{ loaded: LoadedEntry[]; backends: BackendEntry[] }> {
+  loaded(): { loaded: LoadedEntry[]; backends: BackendEntry[] } {
     return this.models.loaded();
   }
 
@@ -32,18 +32,18 @@ export class ModelsController {
   async unloadAll(): Promise<{ ok: true; unloaded: string[]; skipped: { model: string; reason: string }[] }> {
     const unloaded: string[] = [];
     const skipped: { model: string; reason: string }[] = [];
-    for (const record of this.lifecycle.allRecords()) {
-      if (record.state !== 'loaded' || this.lifecycle.isPinned(record.id)) continue;
-      const provider = this.registry.find(record.id)?.provider;
-      if (!provider?.capabilities.canUnload) {
-        skipped.push({ model: record.id, reason: 'unload_unsupported' });
+    // What every view shows as loaded is what gets unloaded (the same snapshot).
+    for (const m of this.models.snapshot().models) {
+      if (m.state !== 'loaded' || m.pinned) continue;
+      if (!m.can_unload) {
+        skipped.push({ model: m.id, reason: 'unload_unsupported' });
         continue;
       }
       try {
-        const outcome = await this.lifecycle.unload(record.id, 'admin unload all');
-        if (outcome?.was_loaded) unloaded.push(record.id);
+        const outcome = await this.lifecycle.unload(m.id, 'admin unload all');
+        if (outcome?.was_loaded) unloaded.push(m.id);
       } catch (err) {
-        skipped.push({ model: record.id, reason: (err as Error).message });
+        skipped.push({ model: m.id, reason: (err as Error).message });
       }
     }
     return { ok: true, unloaded, skipped };

@@ -1,23 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
-import { BackendStateService } from '../backend-state/backend-state.service.js';
-import { Clock } from '../common/clock.js';
-import { idleSeconds, unloadsInS } from '../eviction/eviction.policy.js';
-import {
-  IN_PROCESS_KINDS,
-  type ModelProvider,
-  type ObservedModel,
-  type ObservedState,
-} from '../providers/model-provider.js';
-import { ProviderRegistry, type ResolvedModel } from '../providers/provider-registry.service.js';
-import { ModelLifecycleService, type ModelRecord } from './model-lifecycle.service.js';
-import { ProbeService, type ProbeResult } from './probe.service.js';
+import type { ObservedState } from '../providers/model-provider.js';
+import { ModelStateStore } from './model-state.store.js';
+import type { BackendSnapshot, ModelSnapshot, StateSnapshot } from './state-snapshot.js';
 
-const MB = 1024 * 1024;
-const toMb = (bytes: number | null): number | null => (bytes === null ? null : Math.round((bytes / MB) * 100) / 100);
-
-/** Per-model summary in GET /health (and the bus heartbeat's source snapshot). */
+/** Per-model summary in GET /health (and the bus heartbeat, and the /metrics gauges). */
 export interface ModelHealth {
   state: string;
   idle_seconds: number | null;
@@ -31,6 +17,7 @@ export interface LoadedEntry {
   backend: string;
   backend_type: string;
   backend_url: string | null;
+  upstream: string | null;
   purpose: string;
   size_mb: number | null;
   vram_mb: number | null;
@@ -45,22 +32,15 @@ export interface LoadedEntry {
   in_flight: number;
   pinned: boolean;
   observed_via: string;
+  observed_at: string | null;
+  observation_age_ms: number | null;
+  stale: boolean;
   believed_state: string | null;
-  observed_state: ObservedState;
+  observed_state: ObservedState | null;
   drift: boolean;
 }
 
-export interface BackendEntry {
-  name: string;
-  backend_type: string;
-  url: string | null;
-  reachable: boolean;
-  readiness: string;
-  reason: string | null;
-  probed_at: string;
-  probe_ms: number;
-  error: string | null;
-}
+export type BackendEntry = Omit<BackendSnapshot, 'backend_initialized' | 'last_transition_ms'>;
 
 export interface CatalogEntry {
   id: string;
@@ -68,6 +48,7 @@ export interface CatalogEntry {
   backend: string;
   backend_type: string;
   backend_url: string | null;
+  upstream: string | null;
   purpose: string;
   state: string;
   observed_state: ObservedState | null;
@@ -79,254 +60,120 @@ export interface CatalogEntry {
   unloads_in_s: number | null;
   in_flight: number;
   size_mb: number | null;
+  observed_at: string | null;
+  observation_age_ms: number | null;
+  stale: boolean;
   details: Record<string, unknown>;
 }
 
-export interface DriftEvent {
-  type: 'model.drift';
-  model: string;
-  backend: string;
-  believed_state: string;
-  observed_state: ObservedState;
-  at_ms: number;
-}
-
 /**
- * Model reporting: what is REALLY loaded, from each backend's own load-state signal (probes run
- * concurrently, each bounded, behind ProbeService's cache + single-flight). Nothing is listed as loaded
- * because it could be served.
+ * The model views. Each is a projection of one ModelStateStore snapshot: none probes, none waits on a
+ * backend, none computes a state of its own, so /api/models, /api/models/loaded, /health and /metrics
+ * agree by construction. Pass the same snapshot to several views to show them at one instant.
  */
 @Injectable()
 export class ModelsService {
-  private readonly events = new EventEmitter();
-  private readonly drifting = new Set<string>();
-  private readonly localHost = hostname();
+  constructor(private readonly store: ModelStateStore) {}
 
-  constructor(
-    private readonly registry: ProviderRegistry,
-    private readonly probes: ProbeService,
-    private readonly lifecycle: ModelLifecycleService,
-    private readonly backendState: BackendStateService,
-    private readonly clock: Clock,
-  ) {
-    // Our own loads and unloads change what is loaded: the next answer must not come from the cache.
-    lifecycle.onEvent((event) => probes.invalidate(event.backend));
-    lifecycle.onBeliefChange((backend) => probes.invalidate(backend));
+  snapshot(): StateSnapshot {
+    return this.store.snapshot();
   }
 
-  onDrift(listener: (event: DriftEvent) => void): () => void {
-    this.events.on('drift', listener);
-    return () => this.events.off('drift', listener);
+  loaded(snapshot = this.store.snapshot()): { loaded: LoadedEntry[]; backends: BackendEntry[] } {
+    return {
+      loaded: snapshot.models.filter((m) => m.state === 'loaded').map(loadedEntry),
+      backends: snapshot.backends.map(backendEntry),
+    };
   }
 
-  /** Probe every backend concurrently (cached, single-flight, bounded by each backend's timeout). */
-  async observeAll(): Promise<ProbeResult[]> {
-    const results = await Promise.all(
-      this.registry.all().map(({ provider, backend }) =>
-        this.probes.observe(provider, {
-          timeoutMs: backend.probeTimeoutMs,
-          cacheMs: backend.probeCacheMs,
-          failureThreshold: backend.failureThreshold,
-        }),
-      ),
-    );
-    return results;
+  catalog(snapshot = this.store.snapshot()): { models: CatalogEntry[] } {
+    return { models: snapshot.models.map(catalogEntry) };
   }
 
-  /** The backend's own idle seconds for a model, from its latest probe (rknn-sd reports it). */
-  backendIdleSeconds(modelId: string): number | null {
-    const backend = this.registry.find(modelId)?.backend.name;
-    const model = backend === undefined ? undefined : this.probes.latest(backend)?.models.find((m) => m.id === modelId);
-    return model?.backendIdleSeconds ?? null;
-  }
-
-  async loaded(): Promise<{ loaded: LoadedEntry[]; backends: BackendEntry[] }> {
-    const results = await this.observeAll();
-    const loaded: LoadedEntry[] = [];
-    for (const result of results) {
-      const entry = this.registry.all().find((p) => p.backend.name === result.backend);
-      if (!entry) continue;
-      for (const observed of result.models) {
-        // The belief as it was when compared: reconcile() may then align it with the observation.
-        const believed = this.lifecycle.peek(observed.id)?.state ?? null;
-        const drift = this.reconcile(entry.provider, observed);
-        if (observed.state !== 'loaded') continue;
-        loaded.push(this.loadedEntry(entry.provider, observed, drift, believed));
-      }
-    }
-    return { loaded, backends: results.map((r) => this.backendEntry(r)) };
-  }
-
-  async catalog(): Promise<{ models: CatalogEntry[] }> {
-    const results = await this.observeAll();
-    const observedById = new Map<string, ObservedModel>();
-    for (const r of results) for (const m of r.models) observedById.set(m.id, m);
-    return { models: this.registry.catalog().map((m) => this.catalogEntry(m, observedById.get(m.id) ?? null)) };
-  }
-
-  /** Per-model summary for GET /health (no probing: the health snapshot must stay instant). */
-  healthModels(): Record<string, ModelHealth> {
+  healthModels(snapshot = this.store.snapshot()): Record<string, ModelHealth> {
     const out: Record<string, ModelHealth> = {};
-    for (const m of this.registry.catalog()) {
-      const record = this.lifecycle.peek(m.id);
-      const timing = this.timing(m.id, record, record?.state === 'loaded');
+    for (const m of snapshot.models) {
       out[m.id] = {
-        state: record?.state ?? this.initialState(m.provider),
-        ...timing,
-        in_flight: record?.inFlight ?? 0,
+        state: m.state,
+        idle_seconds: m.idle_seconds,
+        idle_unload_threshold_s: m.idle_unload_threshold_s,
+        unloads_in_s: m.unloads_in_s,
+        in_flight: m.in_flight,
       };
     }
     return out;
   }
-
-  private initialState(provider: ModelProvider): string {
-    return provider.capabilities.canObserveLoadState ? 'unloaded' : 'unknown';
-  }
-
-  private timing(
-    id: string,
-    record: ModelRecord | undefined,
-    loaded: boolean,
-  ): Omit<ModelHealth, 'state' | 'in_flight'> {
-    const resolved = this.registry.find(id);
-    const threshold = this.lifecycle.idleThresholdS(id);
-    const pinned = this.lifecycle.isPinned(id);
-    const view = {
-      id,
-      loaded,
-      inFlight: record?.inFlight ?? 0,
-      lastActivityMs: record?.lastActivityMs ?? null,
-      backendIdleS: this.backendIdleSeconds(id),
-      thresholdS: threshold,
-      pinned,
-      canUnload: resolved?.provider.capabilities.canUnload ?? false,
-      sizeBytes: null,
-      local: resolved ? IN_PROCESS_KINDS.includes(resolved.backend.type) : false,
-    };
-    const now = this.clock.nowMs();
-    const idle = loaded ? idleSeconds(now, view) : null;
-    return {
-      idle_seconds: idle === null ? null : Math.round(idle * 10) / 10,
-      idle_unload_threshold_s: pinned || threshold === 0 ? null : threshold,
-      unloads_in_s: roundOrNull(unloadsInS(now, view)),
-    };
-  }
-
-  /**
-   * Compare belief with observation. Drift raises an event once per episode. A remote backend may drop a
-   * model on its own (Ollama keep_alive), so once reported, belief follows the backend when nothing is in flight.
-   */
-  private reconcile(provider: ModelProvider, observed: ObservedModel): boolean {
-    const record = this.lifecycle.peek(observed.id);
-    const believed = record?.state;
-    const comparable = (s: string | undefined): boolean => s === 'loaded' || s === 'unloaded';
-    // While our own requests run, the backend may still be loading the model for them: nothing to judge.
-    const drift =
-      record !== undefined &&
-      record.inFlight === 0 &&
-      comparable(believed) &&
-      comparable(observed.state) &&
-      believed !== observed.state;
-    const key = `${provider.backendName}/${observed.id}`;
-    if (drift && !this.drifting.has(key)) {
-      this.drifting.add(key);
-      this.events.emit('drift', {
-        type: 'model.drift',
-        model: observed.id,
-        backend: provider.backendName,
-        believed_state: believed!,
-        observed_state: observed.state,
-        at_ms: this.clock.epochMs(),
-      } satisfies DriftEvent);
-    } else if (!drift) {
-      this.drifting.delete(key);
-    }
-    if (drift && provider.capabilities.remote && record.inFlight === 0 && !record.lock.locked) {
-      record.state = observed.state === 'loaded' ? 'loaded' : 'unloaded';
-      if (record.state === 'loaded') record.lastActivityMs ??= this.clock.nowMs();
-    }
-    return drift;
-  }
-
-  private loadedEntry(
-    provider: ModelProvider,
-    observed: ObservedModel,
-    drift: boolean,
-    believed: string | null,
-  ): LoadedEntry {
-    const resolved = this.registry.find(observed.id);
-    const record = this.lifecycle.peek(observed.id);
-    const local = IN_PROCESS_KINDS.includes(provider.kind);
-    return {
-      name: observed.id,
-      backend: provider.backendName,
-      backend_type: provider.kind,
-      backend_url: provider.url,
-      purpose: resolved?.descriptor.purpose ?? 'chat',
-      size_mb: toMb(observed.sizeBytes),
-      vram_mb: toMb(observed.vramBytes),
-      ram_mb: toMb(observed.ramBytes),
-      expires_at: observed.expiresAt,
-      details: { ...resolved?.descriptor.details, ...observed.details },
-      host: local || provider.url === null ? this.localHost : new URL(provider.url).hostname,
-      loaded_at: record?.loadedAtEpochMs ? new Date(record.loadedAtEpochMs).toISOString() : null,
-      ...this.timing(observed.id, record, true),
-      in_flight: record?.inFlight ?? 0,
-      pinned: this.lifecycle.isPinned(observed.id),
-      observed_via: observed.observedVia,
-      believed_state: believed,
-      observed_state: observed.state,
-      drift,
-    };
-  }
-
-  private backendEntry(r: ProbeResult): BackendEntry {
-    const provider = this.registry.provider(r.backend);
-    const state = this.backendState.get(r.backend);
-    return {
-      name: r.backend,
-      backend_type: provider?.kind ?? state.kind,
-      url: provider?.url ?? null,
-      reachable: r.reachable,
-      readiness: state.readiness,
-      reason: state.reason,
-      probed_at: r.probed_at,
-      probe_ms: r.probe_ms,
-      error: r.error,
-    };
-  }
-
-  private catalogEntry(m: ResolvedModel, observed: ObservedModel | null): CatalogEntry {
-    const record = this.lifecycle.peek(m.id);
-    // Observation is the truth; belief fills in only where the backend cannot tell (never 'loaded' then).
-    const state = observed
-      ? observed.state === 'unloaded' && record?.state === 'failed'
-        ? 'failed'
-        : observed.state
-      : record?.state === 'loaded'
-        ? 'unknown'
-        : (record?.state ?? this.initialState(m.provider));
-    const canObserve = m.provider.capabilities.canObserveLoadState;
-    return {
-      id: m.id,
-      name: m.id,
-      backend: m.backend.name,
-      backend_type: m.backend.type,
-      backend_url: m.provider.url,
-      purpose: m.descriptor.purpose,
-      state: canObserve ? state : 'unknown',
-      observed_state: observed?.state ?? null,
-      reason: record?.reason ?? null,
-      pinned: m.config?.pin ?? false,
-      preload: m.config?.preload ?? false,
-      ...this.timing(m.id, record, observed?.state === 'loaded'),
-      in_flight: record?.inFlight ?? 0,
-      size_mb: toMb(observed?.sizeBytes ?? m.descriptor.expectedSizeBytes),
-      details: m.descriptor.details,
-    };
-  }
 }
 
-function roundOrNull(value: number | null): number | null {
-  return value === null ? null : Math.round(value * 10) / 10;
+function loadedEntry(m: ModelSnapshot): LoadedEntry {
+  return {
+    name: m.id,
+    backend: m.backend,
+    backend_type: m.backend_type,
+    backend_url: m.backend_url,
+    upstream: m.upstream,
+    purpose: m.purpose,
+    size_mb: m.size_mb,
+    vram_mb: m.vram_mb,
+    ram_mb: m.ram_mb,
+    expires_at: m.expires_at,
+    details: m.details,
+    host: m.host,
+    loaded_at: m.loaded_at,
+    idle_seconds: m.idle_seconds,
+    idle_unload_threshold_s: m.idle_unload_threshold_s,
+    unloads_in_s: m.unloads_in_s,
+    in_flight: m.in_flight,
+    pinned: m.pinned,
+    observed_via: m.observed_via,
+    observed_at: m.observed_at,
+    observation_age_ms: m.observation_age_ms,
+    stale: m.stale,
+    believed_state: m.believed_state,
+    observed_state: m.observed_state,
+    drift: m.drift,
+  };
+}
+
+function backendEntry(b: BackendSnapshot): BackendEntry {
+  return {
+    name: b.name,
+    backend_type: b.backend_type,
+    url: b.url,
+    reachable: b.reachable,
+    readiness: b.readiness,
+    reason: b.reason,
+    error: b.error,
+    probed_at: b.probed_at,
+    probe_ms: b.probe_ms,
+    observed_at: b.observed_at,
+    observation_age_ms: b.observation_age_ms,
+    stale: b.stale,
+  };
+}
+
+function catalogEntry(m: ModelSnapshot): CatalogEntry {
+  return {
+    id: m.id,
+    name: m.id,
+    backend: m.backend,
+    backend_type: m.backend_type,
+    backend_url: m.backend_url,
+    upstream: m.upstream,
+    purpose: m.purpose,
+    state: m.state,
+    observed_state: m.observed_state,
+    reason: m.reason,
+    pinned: m.pinned,
+    preload: m.preload,
+    idle_unload_threshold_s: m.idle_unload_threshold_s,
+    idle_seconds: m.idle_seconds,
+    unloads_in_s: m.unloads_in_s,
+    in_flight: m.in_flight,
+    size_mb: m.size_mb,
+    observed_at: m.observed_at,
+    observation_age_ms: m.observation_age_ms,
+    stale: m.stale,
+    details: m.details,
+  };
 }

@@ -1,13 +1,10 @@
-import { BackendStateService } from '../../src/backend-state/backend-state.service.js';
 import type { AppConfig } from '../../src/config/app-config.js';
 import { EvictionService } from '../../src/eviction/eviction.service.js';
 import { ModelLifecycleService } from '../../src/models/model-lifecycle.service.js';
-import type { ProviderFactory } from '../../src/providers/provider.factory.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { configFrom } from '../support/config.js';
 import { ControllableProvider } from '../support/controllable-provider.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { buildModelCore } from '../support/model-core.js';
 
 function setup(eviction: Record<string, unknown> = {}, models = [{ id: 'a' }, { id: 'b' }, { id: 'c' }]) {
   const config: AppConfig = configFrom({
@@ -20,13 +17,8 @@ function setup(eviction: Record<string, unknown> = {}, models = [{ id: 'a' }, { 
     'local',
     models.map((m) => m.id),
   );
-  const backendState = new BackendStateService(clock);
-  const factory = { create: () => provider } as unknown as ProviderFactory;
-  const registry = new ProviderRegistry(config, backendState, factory);
-  const lifecycle = new ModelLifecycleService(registry, clock, config);
-  const sut = new EvictionService(lifecycle, registry, clock, new SchedulerRegistry(), config);
-  sut.onModuleInit();
-  return { config, clock, provider, lifecycle, eviction: sut, registry };
+  const core = buildModelCore(config, [provider], clock);
+  return { config, clock, provider, ...core };
 }
 
 describe(ModelLifecycleService.name, () => {

@@ -1,19 +1,22 @@
-import { BackendStateService, type TransitionEvent } from '../../src/backend-state/backend-state.service.js';
+/**
+ * The observer: the only code that asks backends what they hold. Reads never probe; probes are bounded and
+ * single-flight; remote readiness follows probes (threshold, loading, recovery) with one event per real
+ * transition.
+ */
+import type { TransitionEvent } from '../../src/backend-state/backend-state.service.js';
 import { Readiness } from '../../src/backend-state/readiness.js';
-import { SystemClock } from '../../src/common/clock.js';
+import type { AppConfig } from '../../src/config/app-config.js';
 import type { ModelProvider, Observation } from '../../src/providers/model-provider.js';
-import { ProbeService } from '../../src/models/probe.service.js';
 import { LlamaServerProvider } from '../../src/providers/remote/llama-server.provider.js';
 import { OpenAiProvider } from '../../src/providers/remote/openai.provider.js';
 import { RknnSdProvider } from '../../src/providers/remote/rknn-sd.provider.js';
+import { configFrom } from '../support/config.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { startFakeLlamaServer } from '../support/fakes/llama-server.fake.js';
 import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
-import { type PathologicalServer, startHungServer } from '../support/fakes/pathological.js';
-import { type FakeRknnSd, startFakeRknnSd } from '../support/fakes/rknn-sd.fake.js';
-import { remoteBackend } from '../providers/remote/backend.js';
-
-const opts = { timeoutMs: 1000, cacheMs: 1000, failureThreshold: 3 };
+import { startHungServer } from '../support/fakes/pathological.js';
+import { startFakeRknnSd } from '../support/fakes/rknn-sd.fake.js';
+import { buildModelCore, type ModelCore } from '../support/model-core.js';
 
 /** A provider whose observe() never settles and ignores its signal: the worst case the hard race exists for. */
 function deafProvider(name: string): ModelProvider {
@@ -31,147 +34,188 @@ function deafProvider(name: string): ModelProvider {
   };
 }
 
-describe('ProbeService', () => {
+type Made = (config: AppConfig['backends'][number], clock: FakeClock) => ModelProvider;
+
+describe('ProbeService (the observer)', () => {
   let clock: FakeClock;
-  let state: BackendStateService;
-  let probes: ProbeService;
   const cleanup: (() => Promise<void>)[] = [];
 
   beforeEach(() => {
     clock = new FakeClock();
-    state = new BackendStateService(clock);
-    probes = new ProbeService(clock, state);
   });
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function rknn(): Promise<{ fake: FakeRknnSd; provider: RknnSdProvider }> {
-    const fake = await startFakeRknnSd({ pipelineLoaded: true });
-    const provider = new RknnSdProvider(remoteBackend('rknn-sd', fake.url), clock);
-    cleanup.push(
-      () => fake.close(),
-      () => provider.dispose(),
-    );
-    return { fake, provider };
+  /** The core over remote backends `{name, type, url, ...}`, each provider made by `make`. */
+  function core(
+    backends: { name: string; type: string; url: string; [k: string]: unknown }[],
+    make: Made[],
+  ): ModelCore {
+    const config = configFrom({
+      backends: backends.map((b) => ({ probe_timeout_ms: 1000, failure_threshold: 3, ...b })),
+    });
+    const providers = config.backends.map((b, i) => make[i]!(b, clock));
+    cleanup.push(async () => {
+      await Promise.all(providers.map((p) => p.dispose()));
+    });
+    return buildModelCore(config, providers, clock);
   }
 
-  it('100 concurrent callers cost the backend one probe, and all see the same answer', async () => {
-    const { fake, provider } = await rknn();
-    const results = await Promise.all(Array.from({ length: 100 }, () => probes.observe(provider, opts)));
-    expect(fake.hits('GET /health')).toBe(1);
-    expect(new Set(results.map((r) => r.probed_at)).size).toBe(1);
-    expect(results[0]).toMatchObject({ backend: 'rknn-sd-test', reachable: true, cached: false });
-    expect(results[0]!.models[0]!.state).toBe('loaded');
+  /** Settle a backend as init would have: ready (or the given failure). */
+  function settle(c: ModelCore, name: string, initError: string | null = null): void {
+    c.backendState.markInitialized(name);
+    c.backendState.finalize(name, { initError, preloadFailures: [], preloadCount: 0 });
+  }
+
+  it('reads never probe: 100 concurrent reads cost the backend nothing, and 100 probe requests cost at most two', async () => {
+    const fake = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fake.close());
+    const c = core([{ name: 'npu', type: 'rknn-sd', url: fake.url }], [(b, k) => new RknnSdProvider(b, k)]);
+    for (let i = 0; i < 100; i++) c.models.loaded();
+    expect(fake.hits('GET /health')).toBe(0);
+    await Promise.all(Array.from({ length: 100 }, () => c.observer.probeNow('npu')));
+    expect(fake.hits('GET /health')).toBeGreaterThanOrEqual(1);
+    expect(fake.hits('GET /health')).toBeLessThanOrEqual(2);
+    const view = c.models.loaded();
+    expect(view.loaded.map((m) => m.name)).toEqual(['lcm-dreamshaper-v7-rknn']);
+    expect(view.backends[0]).toMatchObject({ name: 'npu', reachable: true, stale: false, observation_age_ms: 0 });
   });
 
-  it('serves from the cache until cacheMs passes on the clock, then probes again', async () => {
-    const { fake, provider } = await rknn();
-    await probes.observe(provider, opts);
-    clock.advance(999);
-    await expect(probes.observe(provider, opts)).resolves.toMatchObject({ cached: true });
-    expect(fake.hits('GET /health')).toBe(1);
-    fake.setPipelineLoaded(false);
-    clock.advance(1);
-    const fresh = await probes.observe(provider, opts);
-    expect(fresh.cached).toBe(false);
-    expect(fresh.models[0]!.state).toBe('unloaded');
-    expect(fake.hits('GET /health')).toBe(2);
-  });
-
-  it('answers about a hung backend within the timeout, and about a provider that ignores its signal too', async () => {
-    const hung: PathologicalServer = await startHungServer();
-    const provider = new RknnSdProvider(remoteBackend('rknn-sd', hung.url, { name: 'hung' }), new SystemClock());
-    cleanup.push(
-      () => hung.close(),
-      () => provider.dispose(),
+  it('a hung backend and a provider that ignores its signal are both answered within the timeout', async () => {
+    const hung = await startHungServer();
+    cleanup.push(() => hung.close());
+    const c = core(
+      [
+        { name: 'hung', type: 'rknn-sd', url: hung.url, probe_timeout_ms: 100 },
+        { name: 'deaf', type: 'openai', url: 'http://127.0.0.1:9', probe_timeout_ms: 100 },
+      ],
+      [(b, k) => new RknnSdProvider(b, k), () => deafProvider('deaf')],
     );
-    for (const p of [provider, deafProvider('deaf')]) {
-      const started = Date.now();
-      const result = await probes.observe(p, { timeoutMs: 100, cacheMs: 0, failureThreshold: 3 });
-      expect(Date.now() - started).toBeLessThanOrEqual(100 + 300);
-      expect(result).toMatchObject({ reachable: false, error: 'probe timed out after 100 ms', models: [] });
+    await c.observer.refresh();
+    for (const name of ['hung', 'deaf']) {
+      expect(c.store.latestObservation(name)?.observation).toMatchObject({
+        reachable: false,
+        error: 'probe timed out after 100 ms',
+        models: [],
+      });
     }
   });
 
-  it('probeAll: a dead backend does not delay the answer about a healthy one', async () => {
-    const { provider } = await rknn();
-    const started = Date.now();
-    const [good, dead] = await probes.probeAll([provider, deafProvider('deaf')], (p) => ({
-      ...opts,
-      timeoutMs: p.backendName === 'deaf' ? 100 : 1000,
-    }));
-    expect(Date.now() - started).toBeLessThanOrEqual(400);
-    expect(good).toMatchObject({ reachable: true });
-    expect(dead).toMatchObject({ reachable: false, backend: 'deaf' });
+  it('a dead backend never delays the observation of a healthy one', async () => {
+    const fake = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fake.close());
+    const c = core(
+      [
+        { name: 'npu', type: 'rknn-sd', url: fake.url },
+        { name: 'deaf', type: 'openai', url: 'http://127.0.0.1:9', probe_timeout_ms: 60_000 },
+      ],
+      [(b, k) => new RknnSdProvider(b, k), () => deafProvider('deaf')],
+    );
+    void c.observer.refresh();
+    await c.observer.probeNow('npu');
+    expect(c.models.loaded().loaded.map((m) => m.name)).toEqual(['lcm-dreamshaper-v7-rknn']);
+    expect(c.models.loaded().backends.find((b) => b.name === 'deaf')).toMatchObject({ reachable: false, stale: true });
   });
 
-  it('marks a remote backend unavailable after N consecutive failures and ready again on the next good probe, evented', async () => {
+  it('unavailable after N consecutive failures: one event, none for later failures with a new error text', async () => {
     const fake = await startFakeOpenAi({ models: ['m1'] });
-    const provider = new OpenAiProvider(remoteBackend('openai', fake.url, { name: 'vllm' }), clock);
-    cleanup.push(
-      () => fake.close(),
-      () => provider.dispose(),
-    );
-    state.register('vllm', 'openai');
-    state.finalize('vllm', { initError: null, preloadFailures: [], preloadCount: 0 });
+    cleanup.push(() => fake.close());
+    const c = core([{ name: 'vllm', type: 'openai', url: fake.url }], [(b, k) => new OpenAiProvider(b, k)]);
+    settle(c, 'vllm');
     const events: TransitionEvent[] = [];
-    state.onTransition((e) => events.push(e));
-    const once = { timeoutMs: 1000, cacheMs: 0, failureThreshold: 3 };
+    c.backendState.onTransition((e) => events.push(e));
 
     fake.setHealthy(false);
-    await probes.observe(provider, once);
-    await probes.observe(provider, once);
-    expect(state.get('vllm').readiness).toBe(Readiness.Ready);
-    await probes.observe(provider, once);
-    expect(state.get('vllm')).toMatchObject({
+    await c.observer.probeNow('vllm');
+    await c.observer.probeNow('vllm');
+    expect(c.backendState.get('vllm').readiness).toBe(Readiness.Ready);
+    await c.observer.probeNow('vllm');
+    expect(c.backendState.get('vllm')).toMatchObject({
       readiness: Readiness.Unavailable,
       reason: expect.stringContaining('HTTP 503'),
     });
-    await probes.observe(provider, once);
+    await fake.close();
+    await c.observer.probeNow('vllm');
+    await c.observer.probeNow('vllm');
+    expect(c.backendState.get('vllm').readiness).toBe(Readiness.Unavailable);
+    expect(events.map((e) => [e.from, e.to])).toEqual([[Readiness.Ready, Readiness.Unavailable]]);
+  });
 
+  it('recovers: ready again on the next good probe', async () => {
+    const fake = await startFakeOpenAi({ models: ['m1'] });
+    cleanup.push(() => fake.close());
+    const c = core(
+      [{ name: 'vllm', type: 'openai', url: fake.url, failure_threshold: 1 }],
+      [(b, k) => new OpenAiProvider(b, k)],
+    );
+    settle(c, 'vllm');
+    fake.setHealthy(false);
+    await c.observer.probeNow('vllm');
     fake.setHealthy(true);
-    await probes.observe(provider, once);
-    expect(state.get('vllm')).toMatchObject({ readiness: Readiness.Ready, reason: null });
-    expect(events.map((e) => [e.from, e.to])).toEqual([
-      [Readiness.Ready, Readiness.Unavailable],
-      [Readiness.Unavailable, Readiness.Ready],
-    ]);
+    await c.observer.probeNow('vllm');
+    expect(c.backendState.get('vllm')).toMatchObject({ readiness: Readiness.Ready, reason: null });
   });
 
   it('a backend whose init failed recovers through probes', async () => {
-    const { provider } = await rknn();
-    state.register('rknn-sd-test', 'rknn-sd');
-    state.finalize('rknn-sd-test', { initError: 'connection refused', preloadFailures: [], preloadCount: 0 });
-    await probes.observe(provider, opts);
-    expect(state.get('rknn-sd-test')).toMatchObject({ readiness: Readiness.Ready, reason: null });
+    const fake = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fake.close());
+    const c = core([{ name: 'npu', type: 'rknn-sd', url: fake.url }], [(b, k) => new RknnSdProvider(b, k)]);
+    settle(c, 'npu', 'connection refused');
+    expect(c.backendState.get('npu').readiness).toBe(Readiness.Unavailable);
+    await c.observer.probeNow('npu');
+    expect(c.backendState.get('npu')).toMatchObject({ readiness: Readiness.Ready, reason: null });
   });
 
   it('llama-server loading its model is not admitted (unavailable, "loading model") until it is loaded', async () => {
     const fake = await startFakeLlamaServer({ loading: true });
-    const provider = new LlamaServerProvider(remoteBackend('llama-server', fake.url, { name: 'llama' }), clock);
-    cleanup.push(
-      () => fake.close(),
-      () => provider.dispose(),
-    );
-    state.register('llama', 'llama-server');
-    state.finalize('llama', { initError: null, preloadFailures: [], preloadCount: 0 });
-    const once = { ...opts, cacheMs: 0 };
-    await probes.observe(provider, once);
-    expect(state.get('llama')).toMatchObject({ readiness: Readiness.Unavailable, reason: 'loading model' });
+    cleanup.push(() => fake.close());
+    const c = core([{ name: 'llama', type: 'llama-server', url: fake.url }], [(b, k) => new LlamaServerProvider(b, k)]);
+    settle(c, 'llama');
+    await c.observer.probeNow('llama');
+    expect(c.backendState.get('llama')).toMatchObject({ readiness: Readiness.Unavailable, reason: 'loading model' });
     fake.setLoading(false);
-    await probes.observe(provider, once);
-    expect(state.get('llama').readiness).toBe(Readiness.Ready);
+    await c.observer.probeNow('llama');
+    expect(c.backendState.get('llama').readiness).toBe(Readiness.Ready);
   });
 
   it('leaves readiness alone before init settles, and for degraded backends on a good probe', async () => {
-    const { provider } = await rknn();
-    state.register('rknn-sd-test', 'rknn-sd');
-    const failing = deafProvider('rknn-sd-test');
-    for (let i = 0; i < 3; i++) await probes.observe(failing, { timeoutMs: 20, cacheMs: 0, failureThreshold: 1 });
-    expect(state.get('rknn-sd-test').readiness).toBe(Readiness.Initializing);
-    state.finalize('rknn-sd-test', { initError: null, preloadFailures: [{ id: 'a', reason: 'x' }], preloadCount: 2 });
-    await probes.observe(provider, { ...opts, cacheMs: 0 });
-    expect(state.get('rknn-sd-test').readiness).toBe(Readiness.Degraded);
+    const fake = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fake.close());
+    const c = core(
+      [{ name: 'npu', type: 'rknn-sd', url: fake.url, failure_threshold: 1 }],
+      [(b, k) => new RknnSdProvider(b, k)],
+    );
+    await fake.close();
+    for (let i = 0; i < 3; i++) await c.observer.probeNow('npu');
+    expect(c.backendState.get('npu').readiness).toBe(Readiness.Initializing);
+    const fresh = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fresh.close());
+    const d = core(
+      [{ name: 'npu2', type: 'rknn-sd', url: fresh.url, failure_threshold: 1 }],
+      [(b, k) => new RknnSdProvider(b, k)],
+    );
+    d.backendState.markInitialized('npu2');
+    d.backendState.finalize('npu2', { initError: null, preloadFailures: [{ id: 'a', reason: 'x' }], preloadCount: 2 });
+    await d.observer.probeNow('npu2');
+    expect(d.backendState.get('npu2').readiness).toBe(Readiness.Degraded);
+  });
+
+  it('an observation older than probe_interval_ms + probe_timeout_ms is stale: its models are unknown, not loaded', async () => {
+    const fake = await startFakeRknnSd({ pipelineLoaded: true });
+    cleanup.push(() => fake.close());
+    const c = core(
+      [{ name: 'npu', type: 'rknn-sd', url: fake.url, probe_interval_ms: 1000, probe_timeout_ms: 500 }],
+      [(b, k) => new RknnSdProvider(b, k)],
+    );
+    await c.observer.probeNow('npu');
+    clock.advance(1500);
+    expect(c.models.loaded().loaded).toHaveLength(1);
+    clock.advance(1);
+    const view = c.models.loaded();
+    expect(view.loaded).toEqual([]);
+    expect(view.backends[0]).toMatchObject({ stale: true, observation_age_ms: 1501 });
+    expect(c.models.catalog().models[0]).toMatchObject({ state: 'unknown', stale: true });
+    expect(c.models.healthModels()['lcm-dreamshaper-v7-rknn']!.state).toBe('unknown');
   });
 });

@@ -5,7 +5,7 @@ import {
   planLoad,
   selectIdle,
   unloadsInS,
-} from '../../src/eviction/eviction.policy.js';
+} from '../../src/models/eviction-policy.js';
 
 const MB = 1024 * 1024;
 const NOW = 1_000_000;
