@@ -2,15 +2,18 @@
  * The one HTTP path every remote provider uses (undici). Two flavours:
  * - probe calls never throw for an HTTP status (the provider interprets it) and are bounded by the
  *   caller's signal plus undici's own header/body timeouts as a backstop;
- * - request calls (inference, load, unload) map every failure to the error envelope: non-2xx →
- *   UpstreamError (502) carrying the upstream status and message, no answer within
- *   backend.requestTimeoutMs → UpstreamTimeoutError (504), network failure → UpstreamError.
+ * - request calls (inference, load, unload) map every failure to the error envelope (upstream-errors.ts):
+ *   an upstream 4xx is the client's error and keeps its status; refused/reset connections and
+ *   503 "Loading model" are 503 backend_unavailable; other non-2xx are 502 upstream_error; no answer
+ *   within backend.requestTimeoutMs → 504 upstream_timeout.
  * A client disconnect (its AbortSignal) aborts the upstream request too.
  */
 import { Agent, request, type Dispatcher } from 'undici';
-import { UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
+import { AppError, UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
 import type { BackendConfig } from '../../config/app-config.js';
+import { isRecord, parseJson, upstreamMessage } from './json.js';
 import { sseData } from './sse.js';
+import { isConnectionFailure, UpstreamUnavailableError, upstreamHttpError } from './upstream-errors.js';
 
 export type HttpMethod = 'GET' | 'POST';
 
@@ -19,42 +22,7 @@ export interface HttpAnswer {
   text: string;
 }
 
-/** Parses a body as JSON; null when it is not JSON (an HTML error page, an empty 200). */
-export function parseJson(text: string): unknown {
-  if (text.length === 0) return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * The human message inside an upstream error body, whatever its dialect: OpenAI/llama.cpp
- * `{error:{message}}`, Ollama `{error:"..."}`, FastAPI `{detail}`, vLLM `{message}`, or an HTML page.
- */
-export function upstreamMessage(status: number, text: string): string {
-  const json = parseJson(text);
-  let message: string | null = null;
-  if (isRecord(json)) {
-    const err = json.error;
-    if (isRecord(err) && typeof err.message === 'string') message = err.message;
-    else if (typeof err === 'string') message = err;
-    else if (typeof json.message === 'string') message = json.message;
-    else if (typeof json.detail === 'string') message = json.detail;
-    else if (json.detail !== undefined) message = JSON.stringify(json.detail);
-  }
-  if (message === null && text.length > 0) {
-    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1];
-    message = (title ?? text.replace(/<[^>]*>/g, ' ')).replace(/\s+/g, ' ').trim();
-  }
-  const trimmed = message && message.length > 300 ? `${message.slice(0, 300)}…` : message;
-  return trimmed ? `HTTP ${status}: ${trimmed}` : `HTTP ${status}`;
-}
+export { isRecord, parseJson, upstreamMessage };
 
 /** Short text for a network-level failure (refused, reset, DNS), for probe results and error messages. */
 export function networkErrorText(err: unknown): string {
@@ -137,9 +105,8 @@ export class RemoteHttpClient {
   /** A request-scoped JSON call: 2xx → parsed body; anything else → an AppError. */
   async json<T>(method: HttpMethod, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
     const answer = await this.send(method, path, body, signal);
-    if (answer.status < 200 || answer.status >= 300) {
-      throw new UpstreamError(this.backend.name, upstreamMessage(answer.status, answer.text), answer.status);
-    }
+    if (answer.status < 200 || answer.status >= 300)
+      throw upstreamHttpError(this.backend.name, answer.status, answer.text);
     const parsed = parseJson(answer.text);
     if (parsed === null) {
       throw new UpstreamError(this.backend.name, `${method} ${path} answered a body that is not JSON`, answer.status);
@@ -149,28 +116,29 @@ export class RemoteHttpClient {
 
   /**
    * POST and stream the answer as SSE: yields each `data:` payload parsed as JSON, stops at [DONE].
-   * The deadline covers the wait for the response headers; after that, a gap longer than
-   * requestTimeoutMs between chunks ends the stream with UpstreamTimeoutError. Stopping the iteration
-   * early (client gone) destroys the upstream connection.
+   * Bounds: requestTimeoutMs for the whole exchange, streamIdleTimeoutMs for any silence between
+   * chunks (undici's bodyTimeout); either ends the stream with UpstreamTimeoutError. A non-2xx answer
+   * throws before the first chunk, so the caller can still answer with an HTTP status. A stream that
+   * ends without [DONE] was cut: that is an error, never a normal end. Stopping the iteration early
+   * (client gone) destroys the upstream connection.
    */
   async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<unknown> {
     const limit = deadline(this.backend.requestTimeoutMs, signal);
     let res: Dispatcher.ResponseData;
     try {
       res = await this.dispatch('POST', path, body, limit.signal, {
-        bodyTimeout: this.backend.requestTimeoutMs,
+        bodyTimeout: this.backend.streamIdleTimeoutMs,
         accept: 'text/event-stream',
       });
     } catch (err) {
       limit.clear();
       throw this.mapFailure(err, limit, signal);
     }
-    limit.clear();
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const text = await res.body.text().catch(() => '');
-      throw new UpstreamError(this.backend.name, upstreamMessage(res.statusCode, text), res.statusCode);
-    }
     try {
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const text = await res.body.text().catch(() => '');
+        throw upstreamHttpError(this.backend.name, res.statusCode, text);
+      }
       for await (const payload of sseData(res.body)) {
         if (payload.trim() === '[DONE]') return;
         const parsed = parseJson(payload);
@@ -179,9 +147,11 @@ export class RemoteHttpClient {
         }
         if (parsed !== null) yield parsed;
       }
+      throw new UpstreamError(this.backend.name, 'the stream ended before [DONE] (connection closed)');
     } catch (err) {
-      throw this.mapFailure(err, limit, signal);
+      throw this.mapFailure(err, limit, signal, true);
     } finally {
+      limit.clear();
       // Early exit (consumer stopped, client gone): drop the upstream connection so the server stops generating.
       if (!res.body.destroyed) res.body.destroy();
     }
@@ -212,13 +182,24 @@ export class RemoteHttpClient {
     });
   }
 
-  private mapFailure(err: unknown, limit: Deadline, client?: AbortSignal): unknown {
-    if (err instanceof UpstreamError || err instanceof UpstreamTimeoutError) return err;
+  private mapFailure(err: unknown, limit: Deadline, client?: AbortSignal, streaming = false): unknown {
+    if (err instanceof AppError) return err;
     // The client went away: not an upstream failure; let the caller see the abort as it is.
     if (client?.aborted && !limit.expired()) return err;
     const code = errorCode(err);
-    if (limit.expired() || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    if (limit.expired() || code === 'UND_ERR_HEADERS_TIMEOUT') {
       return new UpstreamTimeoutError(this.backend.name, this.backend.requestTimeoutMs);
+    }
+    if (code === 'UND_ERR_BODY_TIMEOUT') {
+      return new UpstreamTimeoutError(
+        this.backend.name,
+        streaming ? this.backend.streamIdleTimeoutMs : this.backend.requestTimeoutMs,
+      );
+    }
+    // Before any answer, "nobody there" is the backend being down: evidence for its readiness. Mid-stream
+    // the server answered and then went away; the chunks already sent make that an upstream failure.
+    if (!streaming && isConnectionFailure(err)) {
+      return new UpstreamUnavailableError(this.backend.name, networkErrorText(err));
     }
     return new UpstreamError(this.backend.name, networkErrorText(err));
   }

@@ -1,22 +1,30 @@
 /**
- * llama.cpp `llama-server`. Single-model mode: `GET /health` 200 `{"status":"ok"}` means its model is
- * loaded, 503 "Loading model" means it is loading and the server cannot serve yet. Router mode (several
- * models, detected by `GET /models` entries carrying `status.value`): each model's status says
- * loaded/loading/unloaded, and `POST /models/load|unload {model}` change it.
+ * llama.cpp `llama-server` (behaviour captured from commit f53577432541, see docs/remote-backends.md).
+ * While it loads its model, every endpoint answers 503 "Loading model". `GET /props` tells the mode
+ * (`role: "router"`) and, in single-model mode, whether `--sleep-idle-seconds` freed the weights
+ * (`is_sleeping`). Single-model: the served model is loaded unless asleep. Router mode: each
+ * `GET /models` entry's `status.value` says loaded/loading/unloaded (`failed` + `exit_code` after a
+ * failed load), and `POST /models/load|unload {model}` change it asynchronously.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UnloadUnsupportedError, UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
+import {
+  ModelLoadFailedError,
+  ModelNotFoundError,
+  UnloadUnsupportedError,
+  UpstreamTimeoutError,
+} from '../../common/errors.js';
 import type { ObservedState, ProviderCapabilities, UnloadResult } from '../model-provider.js';
 import { isRecord, parseJson, upstreamMessage } from './http-client.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 import { ProbeAnsweredError, type ProbeSnapshot, type UpstreamModelState } from './remote-provider.js';
+import { upstreamHttpError } from './upstream-errors.js';
 
 interface RouterModel {
   id: string;
   status: { value: string; failed?: boolean; exit_code?: number };
 }
 
-/** How often a router-mode load is polled until the model reports `loaded`. */
+/** How often a router-mode load or unload is polled until the model reports it done. */
 const LOAD_POLL_MS = 250;
 
 export class LlamaServerProvider extends OpenAiCompatibleProvider {
@@ -33,63 +41,86 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
   }
 
   protected async probe(signal: AbortSignal): Promise<ProbeSnapshot> {
-    // `/models` answers during loading too; in single-model mode it lists the one served model.
-    const models = await this.probeGet('/models', signal, (s) => s === 200 || s === 404);
+    // While it loads its model the server answers EVERY endpoint 503 "Loading model" (captured from
+    // llama.cpp f53577432541): that is the loading signal, wherever it shows up.
+    const props = await this.probeGet('/props', signal, (s) => s === 200 || s === 404 || s === 503);
+    if (props.status === 503) return this.loadingOrFailed('/props', props.text);
+    const info = props.status === 200 ? parseJson(props.text) : null;
+    // `/props` says `role: "router"` in router mode; an empty router answers `/models` with no entries,
+    // which must not be taken for a single-model server.
+    const router = isRecord(info) && info.role === 'router';
+    const models = await this.probeGet('/models', signal, (s) => s === 200 || s === 404 || s === 503);
+    if (models.status === 503) return this.loadingOrFailed('/models', models.text);
     const listed = models.status === 200 ? modelList(parseJson(models.text)) : null;
-    const router = listed !== null && listed.length > 0 && listed.every((m) => isRouterModel(m));
-    if (router) {
+    if (router || (listed !== null && listed.length > 0 && listed.every((m) => isRouterModel(m)))) {
       this.setRouterMode(true);
-      return this.routerSnapshot(listed);
+      return this.routerSnapshot((listed ?? []).filter(isRouterModel));
     }
     this.setRouterMode(false);
-    const names = listed ?? modelList(parseJson((await this.probeGet('/v1/models', signal, (s) => s === 200)).text));
-    const health = await this.probeGet('/health', signal, (s) => s === 200 || s === 503);
-    const loading = health.status === 503 && /loading/i.test(upstreamMessage(503, health.text));
-    if (health.status === 503 && !loading) {
-      throw new ProbeAnsweredError(`GET /health → ${upstreamMessage(health.status, health.text)}`);
+    if (props.status === 404) {
+      // A server without /props (older builds): /health is the only signal left.
+      await this.probeGet('/health', signal, (s) => s === 200);
     }
-    const state: ObservedState = loading ? 'loading' : 'loaded';
-    const served = (names ?? []).map((m) => m.id);
-    // The server serves exactly one model; configured ids stand for it when /v1/models said nothing.
+    // `--sleep-idle-seconds`: the server freed its weights (it wakes on the next request) but /health stays ok.
+    const sleeping = isRecord(info) && info.is_sleeping === true;
+    const state: ObservedState = sleeping ? 'unloaded' : 'loaded';
+    const served = (listed ?? []).map((m) => m.id);
+    // The server serves exactly one model; configured ids stand for it when /models said nothing.
     const upstreamNames = served.length > 0 ? served : this.backend.models.map((m) => m.upstreamName ?? m.id);
     return {
-      serverState: loading ? 'loading' : 'ok',
+      serverState: 'ok',
       discovered: served.map((upstreamName) => ({ upstreamName, purpose: 'chat' })),
-      states: upstreamNames.map((upstreamName) => ({ upstreamName, state })),
+      states: upstreamNames.map((upstreamName) => ({
+        upstreamName,
+        state,
+        details: sleeping ? { sleeping: true } : {},
+      })),
       defaultState: state,
-      observedVia: 'GET /health',
+      observedVia: 'GET /props + GET /models',
+      singleModel: true,
+    };
+  }
+
+  /** A 503: "Loading model" is loading; any other 503 means it cannot serve. */
+  private loadingOrFailed(path: string, text: string): ProbeSnapshot {
+    const message = upstreamMessage(503, text);
+    if (!/loading/i.test(message)) throw new ProbeAnsweredError(`GET ${path} → ${message}`);
+    return {
+      serverState: 'loading',
+      discovered: [],
+      states: [],
+      defaultState: 'loading',
+      observedVia: 'GET /props (503 Loading model)',
     };
   }
 
   async load(modelId: string, signal?: AbortSignal): Promise<void> {
     if (!this.routerMode) {
-      // One model, loaded at server start: nothing to ask for, but say so if it cannot serve.
+      // One model, loaded at server start (or asleep: the request itself wakes it). Say so if it cannot serve.
       const health = await this.http.send('GET', '/health', undefined, signal);
-      if (health.status !== 200) {
-        throw new UpstreamError(this.backendName, upstreamMessage(health.status, health.text), health.status);
-      }
+      if (health.status !== 200) throw upstreamHttpError(this.backendName, health.status, health.text);
       return;
     }
     const model = this.upstreamOf(modelId);
     const answer = await this.http.send('POST', '/models/load', { model }, signal);
     // 400 "model is already running": loaded or loading already; wait for it like any other load.
     if (answer.status !== 200 && !(answer.status === 400 && /already running/i.test(answer.text))) {
-      throw new UpstreamError(this.backendName, upstreamMessage(answer.status, answer.text), answer.status);
+      throw upstreamHttpError(this.backendName, answer.status, answer.text);
     }
-    await this.waitLoaded(model, signal);
+    await this.waitStatus(modelId, model, 'loaded', signal);
   }
 
   async unload(modelId: string): Promise<UnloadResult> {
     if (!this.routerMode) throw new UnloadUnsupportedError(modelId, this.kind);
     const model = this.upstreamOf(modelId);
-    const before = await this.routerStatus(model);
+    const before = (await this.routerEntry(model))?.status.value ?? null;
     const answer = await this.http.send('POST', '/models/unload', { model });
     // 400 "model is not running": already unloaded, which is what was asked.
     if (answer.status === 400 && /not running/i.test(answer.text))
       return { wasLoaded: false, expectedFreedBytes: null };
-    if (answer.status !== 200) {
-      throw new UpstreamError(this.backendName, upstreamMessage(answer.status, answer.text), answer.status);
-    }
+    if (answer.status !== 200) throw upstreamHttpError(this.backendName, answer.status, answer.text);
+    // The router answers before its child process has exited: the memory is free only once it says so.
+    await this.waitStatus(modelId, model, 'unloaded');
     return { wasLoaded: before === 'loaded' || before === 'loading', expectedFreedBytes: null };
   }
 
@@ -103,6 +134,7 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
     const states: UpstreamModelState[] = models.map((m) => ({
       upstreamName: m.id,
       state: routerState(m.status.value),
+      // A failed load leaves the entry `unloaded` with failed/exit_code: kept so every view can show it.
       details: m.status.failed ? { failed: true, exit_code: m.status.exit_code ?? null } : {},
     }));
     return {
@@ -114,33 +146,41 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
     };
   }
 
-  private async routerStatus(model: string, signal?: AbortSignal): Promise<string | null> {
+  private async routerEntry(model: string, signal?: AbortSignal): Promise<RouterModel | null> {
     const list = modelList(await this.http.json<unknown>('GET', '/models', undefined, signal));
     const entry = list?.find((m) => m.id === model);
-    return entry && isRouterModel(entry) ? entry.status.value : null;
+    return entry && isRouterModel(entry) ? entry : null;
   }
 
-  /** Router loads are asynchronous upstream: poll until `loaded`, bounded by requestTimeoutMs and the caller's signal. */
-  private async waitLoaded(model: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * Router loads and unloads are asynchronous upstream: poll `/models` until the model reports `want`,
+   * bounded by requestTimeoutMs and the caller's signal. A load whose child process exited
+   * (`status.failed`) is a load failure with its exit code.
+   */
+  private async waitStatus(
+    modelId: string,
+    model: string,
+    want: 'loaded' | 'unloaded',
+    signal?: AbortSignal,
+  ): Promise<void> {
     const started = this.clock.nowMs();
     // Real time, not the injectable Clock: this bounds real sleeps between real HTTP polls.
     const deadline = Date.now() + this.backend.requestTimeoutMs;
     let sawLoading = false;
-    for (;;) {
-      const list = modelList(await this.http.json<unknown>('GET', '/models', undefined, signal));
-      const entry = list?.find((m) => m.id === model);
-      if (entry && isRouterModel(entry)) {
-        if (entry.status.value === 'loaded') {
-          this.logger.log(`'${model}' loaded in ${Math.round(this.clock.nowMs() - started)} ms`);
-          return;
-        }
-        if (entry.status.value === 'loading') sawLoading = true;
-        // 'unloaded' right after the request may only mean the router has not picked it up yet.
-        if (entry.status.failed || (sawLoading && entry.status.value === 'unloaded')) {
-          throw new UpstreamError(
-            this.backendName,
-            `model '${model}' failed to load (exit code ${entry.status.exit_code ?? '?'})`,
-          );
+    for (let poll = 0; ; poll++) {
+      const entry = await this.routerEntry(model, signal);
+      if (!entry) throw new ModelNotFoundError(modelId);
+      const value = entry.status.value;
+      if (value === want) {
+        this.logger.log(`'${model}' ${want} in ${Math.round(this.clock.nowMs() - started)} ms`);
+        return;
+      }
+      if (want === 'loaded') {
+        if (value === 'loading') sawLoading = true;
+        // Right after the request the entry may still carry the previous attempt's status: trust it from the
+        // second poll on, or once this attempt was seen loading.
+        if ((entry.status.failed || value === 'unloaded') && (sawLoading || poll >= 2)) {
+          throw new ModelLoadFailedError(modelId, `llama-server exited with code ${entry.status.exit_code ?? '?'}`);
         }
       }
       if (Date.now() >= deadline) throw new UpstreamTimeoutError(this.backendName, this.backend.requestTimeoutMs);

@@ -47,6 +47,11 @@ export interface ProbeSnapshot {
   /** State of catalog models the server said nothing about. */
   defaultState: ObservedState;
   observedVia: string;
+  /**
+   * The server holds exactly one model (rknn-sd, sd-cpp, a single-model llama-server): a configured id
+   * without `upstream` is that model (an alias), listed once under the configured id, never a second one.
+   */
+  singleModel?: boolean;
 }
 
 /** The server answered, but with something that says it cannot serve (HTTP 500 on /health, ...). */
@@ -102,10 +107,10 @@ export abstract class RemoteProvider implements ModelProvider {
       }
       return { reachable: false, error: networkErrorText(err), models: [], serverState: 'error' };
     }
-    this.catalog = this.mergeCatalog([
-      ...snapshot.discovered,
-      ...snapshot.states.map((s) => ({ upstreamName: s.upstreamName })),
-    ]);
+    this.catalog = this.mergeCatalog(
+      [...snapshot.discovered, ...snapshot.states.map((s) => ({ upstreamName: s.upstreamName }))],
+      snapshot.singleModel === true,
+    );
     return {
       reachable: true,
       error: null,
@@ -172,9 +177,12 @@ export abstract class RemoteProvider implements ModelProvider {
   }
 
   /** Configured models first (with their id mapping), then every discovered model not configured. */
-  private mergeCatalog(discovered: DiscoveredModel[]): ModelDescriptor[] {
+  private mergeCatalog(discovered: DiscoveredModel[], singleModel = false): ModelDescriptor[] {
+    const only = new Set(discovered.map((d) => d.upstreamName));
+    const aliasOf = singleModel && only.size === 1 ? [...only][0] : undefined;
+    const aliasId = aliasOf === undefined ? undefined : this.backend.models.find((m) => !m.upstreamName)?.id;
     const out: ModelDescriptor[] = this.backend.models.map((m) => {
-      const upstreamName = m.upstreamName ?? m.id;
+      const upstreamName = m.upstreamName ?? (m.id === aliasId ? aliasOf! : m.id);
       const found = discovered.find((d) => this.sameUpstream(d.upstreamName, upstreamName));
       return {
         id: m.id,

@@ -62,6 +62,7 @@ export class RknnSdProvider extends RemoteProvider {
         : [],
       defaultState: h.pipeline_loaded ? 'loaded' : 'unloaded',
       observedVia: 'GET /health pipeline_loaded',
+      singleModel: true,
     };
   }
 

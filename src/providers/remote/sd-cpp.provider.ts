@@ -42,6 +42,7 @@ export class SdCppProvider extends RemoteProvider {
       states: [],
       defaultState: 'unknown',
       observedVia: 'GET /sdapi/v1/options (load state not observable)',
+      singleModel: true,
     };
   }
 
