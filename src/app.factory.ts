@@ -4,7 +4,10 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module.js';
 import type { Clock } from './common/clock.js';
+import { apiKeyOnRequest } from './common/auth.guards.js';
+import { installJsonBodyParser } from './common/body-guard.js';
 import { GlobalExceptionFilter } from './common/exception.filter.js';
+import { capConnections, serverOptions } from './common/http-server.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 
@@ -26,6 +29,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function createApp(config: AppConfig, options: CreateAppOptions = {}): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: config.server.bodyLimitBytes,
+    ...serverOptions(config.limits),
     // Accept a well-formed client id so one request can be followed across services; otherwise make one.
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const given = req.headers['x-request-id'];
@@ -44,6 +48,13 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
+  // Issue 16: the key is checked, and the body bounded, before anything walks the body.
+  fastify.addHook('onRequest', apiKeyOnRequest(config.server.apiKey));
+  installJsonBodyParser(app, config.server.bodyLimitBytes, {
+    maxKeys: config.limits.bodyMaxKeys,
+    maxDepth: config.limits.bodyMaxDepth,
+  });
+  capConnections(fastify.server, config.limits.maxConnections);
   app.useGlobalFilters(new GlobalExceptionFilter());
   app.useGlobalPipes(createValidationPipe());
   return app;

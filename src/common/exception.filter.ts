@@ -58,6 +58,19 @@ function fromFastifyError(err: unknown): AppError {
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
     return new AppError(413, 'payload_too_large', 'Request body is too large');
   }
+  if (fastifyError.code === 'FST_ERR_BAD_URL') {
+    return new AppError(400, 'bad_url', 'The URL is not validly %-encoded', {}, 'invalid_request_error', 'url');
+  }
+  if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH' || status === 414) {
+    return new AppError(
+      414,
+      'uri_too_long',
+      'A path segment of the URL is too long',
+      {},
+      'invalid_request_error',
+      'url',
+    );
+  }
   if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
     return new AppError(415, 'unsupported_media_type', fastifyError.message ?? 'Unsupported media type');
   }
@@ -119,6 +132,8 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, err: unk
     body = FALLBACK_BODY;
   }
   void reply
+    // Router-level errors (bad URL, long parameter) never ran the onRequest hook that sets it.
+    .header('x-request-id', String(request.id ?? ''))
     .status(appError.status)
     .headers(appError.headers)
     .header('content-type', 'application/json; charset=utf-8')

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Limits } from '../config/limits.js';
+import { AppError } from './errors.js';
+import { Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { envelopeFor, sendError } from './exception.filter.js';
+
+/**
+ * Node/Fastify connection options and the socket-level answers that happen before any route runs: without them
+ * a socket that sends half a body is never timed out (Fastify sets Node's request timeout to 0), and 20,000 such
+ * sockets exhaust file descriptors.
+ */
+
+/** Node's default; a larger header block is answered 431. Fixed so the documented bound holds. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/** How often Node checks headers/request timeouts; a timeout fires up to this much late. */
+const TIMEOUT_CHECK_MS = 500;
+
+export function serverOptions(limits: Limits): {
+  connectionTimeout: number;
+  keepAliveTimeout: number;
+  requestTimeout: number;
+  http: { headersTimeout: number; maxHeaderSize: number; connectionsCheckingInterval: number };
+  clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => void;
+  frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => void;
+} {
+  return {
+    // No idle-socket timeout: a non-streamed generation may legitimately send nothing for minutes.
+    connectionTimeout: 0,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      // Node requires headersTimeout ≤ requestTimeout.
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      maxHeaderSize: MAX_HEADER_BYTES,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    },
+    clientErrorHandler,
+    // The router answers a bad %-encoding (400) or an over-long parameter (414) before any hook or Nest filter.
+    frameworkErrors: (error, request, reply) => sendError(reply, request, error, routerLogger),
+  };
+}
+
+const routerLogger = new Logger('HTTP');
+
+/** A complete HTTP/1.1 response carrying the error envelope, for sockets no route will answer. */
+export function rawErrorResponse(error: AppError): string {
+  const id = randomUUID();
+  const body = JSON.stringify(envelopeFor(error, id));
+  const headers = [
+    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.status] ?? 'Error'}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `x-request-id: ${id}`,
+    ...Object.entries(error.headers).map(([k, v]) => `${k}: ${v}`),
+    'Connection: close',
+  ];
+  return `${headers.join('\r\n')}\r\n\r\n${body}`;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  503: 'Service Unavailable',
+};
+
+/** Node's parser errors (timeouts, header overflow, garbage) answered in the envelope, then the socket closed. */
+function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let error: AppError;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    error = new AppError(408, 'request_timeout', 'The request was not received in time', {}, 'invalid_request_error');
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    error = new AppError(
+      431,
+      'headers_too_large',
+      `Request headers exceed ${MAX_HEADER_BYTES} bytes`,
+      { max_bytes: MAX_HEADER_BYTES },
+      'invalid_request_error',
+    );
+  } else {
+    error = new AppError(400, 'bad_request', 'Malformed HTTP request', {}, 'invalid_request_error');
+  }
+  if (socket.writable) socket.end(rawErrorResponse(error));
+  socket.destroy();
+}
+
+/**
+ * Caps open client connections. Node's own `maxConnections` drops the extra socket without a word; here it is
+ * answered 503 with Retry-After first, so a client (or a load balancer) can tell overload from a dead server.
+ */
+export function capConnections(server: Server, max: number): void {
+  let open = 0;
+  // Node's HTTP parser is attached by the server's own 'connection' listeners; a refused socket must never reach them.
+  const accept = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    if (open >= max) {
+      const error = new AppError(
+        503,
+        'too_many_connections',
+        `The server holds its maximum of ${max} connections`,
+        { max_connections: max },
+        'unavailable_error',
+        null,
+        { 'retry-after': '1' },
+      );
+      socket.on('error', () => socket.destroy());
+      // Read and drop what the client sends: closing with unread data would reset the answer away.
+      socket.resume();
+      socket.end(rawErrorResponse(error));
+      socket.once('end', () => socket.destroy());
+      socket.setTimeout(1000, () => socket.destroy());
+      return;
+    }
+    open++;
+    socket.once('close', () => open--);
+    for (const listener of accept) listener.call(server, socket);
+  });
+}
