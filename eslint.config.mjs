@@ -52,5 +52,29 @@ export default tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
     },
   },
+  {
+    // The dashboard's browser scripts are served as they are (no build step): plain JS, no type info.
+    files: ['src/dashboard/public/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['src/dashboard/public/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'fetch',
+          'sessionStorage',
+          'performance',
+          'EventSource',
+          'Node',
+          'setInterval',
+          'console',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
   prettier,
 );

@@ -1,5 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { LoggerModule } from 'nestjs-pino';
+import type { Logger as PinoLogger } from 'pino';
 import { BackendStateModule } from './backend-state/backend-state.module.js';
 import { BusAppModule } from './bus/bus-app.module.js';
 import type { Clock } from './common/clock.js';
@@ -10,26 +12,34 @@ import { EventsModule } from './events/events.module.js';
 import { EvictionModule } from './eviction/eviction.module.js';
 import { HealthModule } from './health/health.module.js';
 import { InferenceModule } from './inference/inference.module.js';
+import { loggerParams } from './logging/logging.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { DashboardModule } from './dashboard/dashboard.module.js';
 
 export interface AppModuleOptions {
   config: AppConfig;
   clock?: Clock;
+  /** Root logger (logging.ts); request lines are its children. */
+  log: PinoLogger;
 }
 
 @Module({})
 export class AppModule {
-  static forRoot({ config, clock }: AppModuleOptions): DynamicModule {
+  static forRoot({ config, clock, log }: AppModuleOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
         CommonModule.forRoot(clock),
         ScheduleModule.forRoot(),
+        LoggerModule.forRoot(loggerParams(log)),
         BackendStateModule,
         HealthModule,
         EvictionModule,
         InferenceModule,
         EventsModule,
+        MetricsModule,
+        DashboardModule,
         BusAppModule,
       ],
     };
