@@ -28,10 +28,13 @@ export interface PreparedPrompt {
   stopTriggers: (string | LlamaText)[];
 }
 
+/** OpenAI's usage, with the prompt tokens served from a sequence's cache (`cached_tokens`, as OpenAI reports it). */
+export type GenerationUsage = Usage & { prompt_tokens_details: { cached_tokens: number } };
+
 export interface GenerationResult {
   text: string;
   finishReason: FinishReason;
-  usage: Usage;
+  usage: GenerationUsage;
 }
 
 export type GenerationEvent =
@@ -95,7 +98,11 @@ export async function generate(
   if (res.metadata.stopReason === 'abort' && !onText) {
     throw new InferenceFailedError(modelId, 'the request was aborted');
   }
-  const completionTokens = seq.sequence.tokenMeter.diff(meterBefore).usedOutputTokens;
+  const used = seq.sequence.tokenMeter.diff(meterBefore);
+  const completionTokens = used.usedOutputTokens;
+  // The meter counts a decoded token that yields logits as output: the prompt's last token and every
+  // generated token fed back. So the input count is exactly the prompt tokens evaluated, less one.
+  const promptEvaluated = used.usedInputTokens + 1;
   return {
     text: res.response,
     finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
@@ -103,6 +110,7 @@ export async function generate(
       prompt_tokens: prompt.promptTokens,
       completion_tokens: completionTokens,
       total_tokens: prompt.promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: Math.max(0, prompt.promptTokens - promptEvaluated) },
     },
   };
 }

@@ -92,6 +92,7 @@ export async function loadHandle(
         completion: new lib.LlamaCompletion({ contextSequence: sequence }),
         busy: false,
         lastUsed: 0,
+        promptLength: 0,
       });
     }
     const handle: LlamaHandle = {

@@ -2,9 +2,9 @@
  * The context sequences of one loaded model. Admission (RequestQueue) guarantees that a request
  * holding a turn finds a free sequence here; this pool only decides which one. Like llama-server's
  * slot selection by prompt similarity, a request goes to the free sequence whose evaluated tokens
- * share the longest prefix with its prompt, so a multi-turn chat continues where its last turn left
- * off and only the new messages are evaluated. Ties go to the sequence used least recently, which
- * keeps the caches of recent conversations alive longest.
+ * it continues, so a multi-turn chat picks up where its last turn left off and only the new
+ * messages are evaluated. Anything else goes to the sequence used least recently, which keeps the
+ * caches of recent conversations alive longest.
  */
 import type { LlamaCompletion, LlamaContextSequence, Token } from 'node-llama-cpp';
 
@@ -13,6 +13,8 @@ export interface PooledSequence {
   readonly completion: LlamaCompletion;
   busy: boolean;
   lastUsed: number;
+  /** Tokens of the last prompt run on this sequence (0: never used). */
+  promptLength: number;
 }
 
 export class SequencePool {
@@ -25,23 +27,35 @@ export class SequencePool {
     return this.members.filter((m) => m.busy).length;
   }
 
-  /** Takes the free sequence that already holds the longest prefix of `prompt` (BOS included). */
+  /**
+   * Takes the free sequence whose last prompt `prompt` (BOS included) extends, the longest such
+   * when several do: that is the same conversation continuing. Anything else is a new conversation
+   * and takes the least recently used sequence, so it never overwrites a conversation that merely
+   * starts with the same system prompt; that shared start is still reused from whatever the chosen
+   * sequence holds. (llama-server compares the prefix with a similarity threshold instead, which on
+   * short chats with a long system prompt hands one user's cache to another.)
+   */
   take(prompt: readonly Token[]): { member: PooledSequence; reusedTokens: number } {
-    let best: PooledSequence | null = null;
-    let bestShared = -1;
+    let continued: PooledSequence | null = null;
+    let continuedShared = 0;
+    let lru: PooledSequence | null = null;
     for (const member of this.members) {
       if (member.busy) continue;
+      if (!lru || member.lastUsed < lru.lastUsed) lru = member;
+      if (member.promptLength === 0) continue;
       const shared = sharedPrefix(member.sequence.contextTokens, prompt);
-      if (shared > bestShared || (shared === bestShared && best !== null && member.lastUsed < best.lastUsed)) {
-        best = member;
-        bestShared = shared;
+      if (shared >= member.promptLength && shared > continuedShared) {
+        continued = member;
+        continuedShared = shared;
       }
     }
+    const chosen = continued ?? lru;
     // Admission hands out no more turns than there are sequences, so this is a bug, not load.
-    if (!best) throw new Error('no free context sequence although the request was admitted');
-    best.busy = true;
-    best.lastUsed = ++this.tick;
-    return { member: best, reusedTokens: bestShared };
+    if (!chosen) throw new Error('no free context sequence although the request was admitted');
+    chosen.busy = true;
+    chosen.lastUsed = ++this.tick;
+    chosen.promptLength = prompt.length;
+    return { member: chosen, reusedTokens: sharedPrefix(chosen.sequence.contextTokens, prompt) };
   }
 
   /**

@@ -246,7 +246,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     expect(a.choices[0]!.message.content).toHaveLength(24);
   });
 
-  it('serves concurrent requests one at a time without mixing their outputs', async () => {
+  it('serves concurrent requests without mixing their outputs', async () => {
     const prompts = ['first prompt', 'second one', 'and a third'];
     const sequential: string[] = [];
     for (const p of prompts) {

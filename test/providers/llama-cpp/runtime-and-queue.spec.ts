@@ -102,4 +102,32 @@ describe('RequestQueue', () => {
     await running;
     await expect(waiting).resolves.toBe('second');
   });
+
+  it('runs up to `concurrency` tasks at once and admits the rest first-come, first-served', async () => {
+    const queue = new RequestQueue(10, 2);
+    const gates = [deferred(), deferred(), deferred(), deferred()];
+    const started: number[] = [];
+    const runs = gates.map((g, i) =>
+      queue.run(undefined, async () => {
+        started.push(i);
+        await g.promise;
+      }),
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1]);
+    expect([queue.active, queue.queued]).toEqual([2, 2]);
+    gates[1]!.resolve();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1, 2]);
+    // A newcomer arriving while someone waits joins the line instead of taking a turn freed for the waiter.
+    gates[0]!.resolve();
+    const late = queue.run(undefined, async () => started.push(9));
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([0, 1, 2, 3]);
+    gates[2]!.resolve();
+    gates[3]!.resolve();
+    await Promise.all([...runs, late]);
+    expect(started).toEqual([0, 1, 2, 3, 9]);
+    expect([queue.active, queue.queued]).toEqual([0, 0]);
+  });
 });

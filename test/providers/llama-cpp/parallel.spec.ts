@@ -1,0 +1,231 @@
+import { Logger } from '@nestjs/common';
+import { InferenceFailedError } from '../../../src/common/errors.js';
+import { LlamaCppProvider } from '../../../src/providers/llama-cpp/llama-cpp.provider.js';
+import { LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
+import type { ChatCompletionChunk, ChatCompletionRequest, ChatMessage } from '../../../src/providers/openai-types.js';
+import { configFrom } from '../../support/config.js';
+import { ensureLlmTestModels, TINY_CHAT_GGUF } from '../../support/llm-test-models.js';
+
+const never = () => new AbortController().signal;
+
+function chat(content: string, extra: Partial<ChatCompletionRequest> = {}): ChatCompletionRequest {
+  return {
+    model: 'm',
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content },
+    ],
+    temperature: 0,
+    ...extra,
+  };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Consumes a stream, recording its text, and resolves `started` once the first content token arrived. */
+function consume(
+  stream: AsyncIterable<ChatCompletionChunk>,
+  started = deferred(),
+): { started: Promise<void>; done: Promise<{ text: string; finish: string | null; error: unknown }> } {
+  const done = (async () => {
+    let text = '';
+    let finish: string | null = null;
+    try {
+      for await (const c of stream) {
+        const content = c.choices[0]!.delta.content ?? '';
+        text += content;
+        if (content) started.resolve();
+        finish = c.choices[0]!.finish_reason ?? finish;
+      }
+      return { text, finish, error: null };
+    } catch (error) {
+      return { text, finish, error };
+    } finally {
+      started.resolve();
+    }
+  })();
+  return { started: started.promise, done };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setImmediate(r));
+}
+
+describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny generated model)', () => {
+  let runtime: LlamaRuntime;
+  let provider: LlamaCppProvider;
+
+  beforeAll(async () => {
+    Logger.overrideLogger(['error']);
+    await ensureLlmTestModels();
+    const config = configFrom({
+      backends: [
+        {
+          name: 'local-llm',
+          type: 'llama-cpp',
+          threads: 1,
+          models: [
+            { id: 'p4', path: TINY_CHAT_GGUF, parallel: 4 },
+            { id: 'p2', path: TINY_CHAT_GGUF, parallel: 2 },
+            { id: 'p1', path: TINY_CHAT_GGUF, parallel: 1 },
+            { id: 'p3', path: TINY_CHAT_GGUF, parallel: 3 },
+            { id: 'turns', path: TINY_CHAT_GGUF, parallel: 2 },
+          ],
+        },
+      ],
+    });
+    runtime = new LlamaRuntime({ gpu: false, threads: 1 });
+    provider = new LlamaCppProvider(config.backends[0]!, runtime, config);
+    await provider.init();
+  });
+
+  afterAll(async () => {
+    await provider?.dispose();
+    await runtime?.dispose();
+    Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']);
+  });
+
+  it('counts the KV cache of every sequence in the size estimate', () => {
+    const size = (id: string) => provider.descriptors().find((d) => d.id === id)!.expectedSizeBytes!;
+    expect(size('p1')).toBeGreaterThan(0);
+    expect(size('p2')).toBeGreaterThan(size('p1'));
+    expect(size('p4')).toBeGreaterThan(size('p2'));
+  });
+
+  it('answers N concurrent chats on a parallel-N model, each exactly as when run alone (greedy and seeded)', async () => {
+    const requests = [
+      chat('first prompt', { max_tokens: 24 }),
+      chat('a second, longer prompt about something else', { max_tokens: 16 }),
+      chat('third', { max_tokens: 24, temperature: 0.9, seed: 7 }),
+      chat('the fourth asks for more tokens than the others', { max_tokens: 40, temperature: 0.7, seed: 99 }),
+    ];
+    const alone: string[] = [];
+    for (const r of requests) {
+      alone.push((await provider.chatCompletion('p4', r, never())).choices[0]!.message.content);
+    }
+    expect(new Set(alone).size).toBe(4);
+
+    const together = requests.map((r) => provider.chatCompletion('p4', r, never()));
+    await until(() => provider.queueStats('p4').active === 4);
+    expect(provider.queueStats('p4')).toEqual({ active: 4, queued: 0 });
+    const results = await Promise.all(together);
+    expect(results.map((r) => r.choices[0]!.message.content)).toEqual(alone);
+    expect(provider.queueStats('p4')).toEqual({ active: 0, queued: 0 });
+  });
+
+  it('queues requests beyond parallel in arrival order and shows them as queued', async () => {
+    const order: string[] = [];
+    const run = (name: string) =>
+      provider.chatCompletion('p2', chat(name, { max_tokens: 8 }), never()).then(() => order.push(name));
+    await provider.load('p2');
+    const all = ['a', 'b', 'c', 'd', 'e'].map(run);
+    await until(() => provider.queueStats('p2').queued === 3);
+    expect(provider.queueStats('p2')).toEqual({ active: 2, queued: 3 });
+    await Promise.all(all);
+    // Admission is first-come: the three that waited finish after the two that ran first.
+    expect(order.slice(2).sort()).toEqual(['c', 'd', 'e']);
+    expect(order.indexOf('c')).toBeLessThan(order.indexOf('e'));
+  });
+
+  it('frees an aborted stream’s sequence for a queued request without disturbing the other stream', async () => {
+    const other = chat('keep going, I am the other one', { max_tokens: 120 });
+    const otherAlone = (await provider.chatCompletion('p2', other, never())).choices[0]!.message.content;
+
+    const leaving = new AbortController();
+    const a = consume(provider.chatCompletionStream('p2', chat('I will leave', { max_tokens: 400 }), leaving.signal));
+    const b = consume(provider.chatCompletionStream('p2', other, never()));
+    await Promise.all([a.started, b.started]);
+    const queued = provider.chatCompletion('p2', chat('waiting for a sequence', { max_tokens: 6 }), never());
+    await until(() => provider.queueStats('p2').queued === 1);
+
+    leaving.abort();
+    const res = await queued;
+    expect(res.choices[0]!.message.content).toHaveLength(6);
+    const left = await a.done;
+    expect(left.error).toBeNull();
+    expect(left.finish).toBeNull();
+    const kept = await b.done;
+    expect(kept.error).toBeNull();
+    expect(kept.text).toBe(otherAlone);
+  });
+
+  it('drops a waiter that leaves the queue, and the ones behind it still run', async () => {
+    const first = consume(
+      provider.chatCompletionStream('p1', chat('hold the only sequence', { max_tokens: 60 }), never()),
+    );
+    await first.started;
+    const leaving = new AbortController();
+    const gone = provider.chatCompletion('p1', chat('I give up', { max_tokens: 4 }), leaving.signal);
+    const stays = provider.chatCompletion('p1', chat('I stay', { max_tokens: 4 }), never());
+    await until(() => provider.queueStats('p1').queued === 2);
+    expect(provider.queueStats('p1')).toEqual({ active: 1, queued: 2 });
+    leaving.abort();
+    await expect(gone).rejects.toBeInstanceOf(InferenceFailedError);
+    expect(provider.queueStats('p1').queued).toBe(1);
+    expect((await stays).choices[0]!.message.content).toHaveLength(4);
+    expect((await first.done).error).toBeNull();
+  });
+
+  it('unloads only after every sequence’s generation has ended', async () => {
+    await provider.load('p3');
+    const log: string[] = [];
+    const streams = [0, 1, 2].map((i) => {
+      const s = consume(provider.chatCompletionStream('p3', chat(`stream ${i}`, { max_tokens: 400 }), never()));
+      void s.done.then(() => log.push(`stream ${i} ended`));
+      return s;
+    });
+    await Promise.all(streams.map((s) => s.started));
+    expect(provider.queueStats('p3').active).toBe(3);
+
+    const result = await provider.unload('p3');
+    log.push('unloaded');
+    expect(result.wasLoaded).toBe(true);
+    expect(log.slice(0, 3).sort()).toEqual(['stream 0 ended', 'stream 1 ended', 'stream 2 ended']);
+    expect(log[3]).toBe('unloaded');
+    for (const s of streams) {
+      const end = await s.done;
+      expect(end.error).toBeInstanceOf(InferenceFailedError);
+      expect(end.finish).toBeNull();
+    }
+    const obs = await provider.observe(never());
+    expect(obs.models.find((m) => m.id === 'p3')!.state).toBe('unloaded');
+  });
+
+  it('continues a multi-turn chat on the sequence holding its history, even with another chat in between', async () => {
+    const history: ChatMessage[] = [
+      { role: 'system', content: 'You are a terse assistant in a long conversation.' },
+      { role: 'user', content: 'Tell me something about the sea, please.' },
+    ];
+    const first = await provider.chatCompletion(
+      'turns',
+      { model: 'turns', messages: history, temperature: 0, max_tokens: 12 },
+      never(),
+    );
+    expect(first.usage).toMatchObject({ prompt_tokens_details: { cached_tokens: 0 } });
+    // Another user with the same system prompt must not take over this conversation's sequence.
+    await provider.chatCompletion(
+      'turns',
+      {
+        model: 'turns',
+        messages: [history[0]!, { role: 'user', content: 'Something else entirely.' }],
+        temperature: 0,
+        max_tokens: 12,
+      },
+      never(),
+    );
+    history.push({ role: 'assistant', content: first.choices[0]!.message.content }, { role: 'user', content: 'More!' });
+    const second = await provider.chatCompletion(
+      'turns',
+      { model: 'turns', messages: history, temperature: 0, max_tokens: 4 },
+      never(),
+    );
+    const cached = (second.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details!
+      .cached_tokens;
+    expect(cached).toBeGreaterThanOrEqual(first.usage.prompt_tokens);
+    expect(cached).toBeLessThan(second.usage.prompt_tokens);
+  });
+});
