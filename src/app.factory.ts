@@ -7,7 +7,8 @@ import type { Clock } from './common/clock.js';
 import { apiKeyOnRequest } from './common/auth.guards.js';
 import { installJsonBodyParser } from './common/body-guard.js';
 import { GlobalExceptionFilter } from './common/exception.filter.js';
-import { capConnections, serverOptions } from './common/http-server.js';
+import { capConnections, endStreamsOnShutdown, mountLiveness, serverOptions } from './common/http-server.js';
+import { ShutdownNotice } from './common/shutdown.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
 
@@ -55,6 +56,8 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     maxDepth: config.limits.bodyMaxDepth,
   });
   capConnections(fastify.server, config.limits.maxConnections);
+  mountLiveness(fastify);
+  endStreamsOnShutdown(fastify, app.get(ShutdownNotice));
   app.useGlobalFilters(new GlobalExceptionFilter());
   app.useGlobalPipes(createValidationPipe());
   return app;

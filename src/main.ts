@@ -1,11 +1,16 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import type { Server } from 'node:http';
 import { createApp } from './app.factory.js';
+import { ShutdownNotice } from './common/shutdown.js';
 import { ConfigError, loadConfig } from './config/config.loader.js';
 import type { AppConfig } from './config/app-config.js';
 
 /** Exit code for a configuration the process refuses to start with. */
 export const EXIT_BAD_CONFIG = 2;
+
+/** After the drain: time for unloads and closing hooks before the exit is forced (the bound is drain + 2 s). */
+const AFTER_DRAIN_MS = 1500;
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -27,7 +32,21 @@ async function main(): Promise<void> {
   const shutdown = (signal: string): void => {
     if (closing) return;
     closing = true;
-    logger.log(`${signal} received: draining and shutting down`);
+    const drainMs = config.server.shutdownDrainS * 1000;
+    logger.log(`${signal} received: draining for up to ${config.server.shutdownDrainS} s, then shutting down`);
+    // Readiness 503 and event streams ended now, not after the drain.
+    app.get(ShutdownNotice).begin();
+    const server: Server = app.getHttpServer();
+    server.closeIdleConnections();
+    // Nothing may hold the process past the bound: not a slow client, a remote stream, or a stuck unload.
+    setTimeout(() => {
+      logger.warn(`drain of ${config.server.shutdownDrainS} s over: closing the connections still open`);
+      server.closeAllConnections();
+    }, drainMs).unref();
+    setTimeout(() => {
+      logger.error(`shutdown still running ${AFTER_DRAIN_MS} ms after the drain: exiting anyway`);
+      process.exit(0);
+    }, drainMs + AFTER_DRAIN_MS).unref();
     app
       .close()
       .then(() => process.exit(0))
@@ -42,6 +61,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
   await app.listen({ host: config.server.host, port: config.server.port });
   logger.log(`listening on http://${config.server.host}:${config.server.port}${config.demo ? ' (embedded demo)' : ''}`);
+  if (config.server.adminToken === null) {
+    logger.log(
+      'no admin token: admin routes answer direct loopback clients only (set MODELPLANE_ADMIN_TOKEN behind a proxy)',
+    );
+  }
 }
 
 main().catch((err: unknown) => {

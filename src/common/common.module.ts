@@ -1,5 +1,6 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { Clock, SystemClock } from './clock.js';
+import { ShutdownNotice } from './shutdown.js';
 
 @Global()
 @Module({})
@@ -7,6 +8,6 @@ export class CommonModule {
   /** `clock` lets tests move time instead of sleeping. */
   static forRoot(clock?: Clock): DynamicModule {
     const provider = clock ? { provide: Clock, useValue: clock } : { provide: Clock, useClass: SystemClock };
-    return { module: CommonModule, providers: [provider], exports: [Clock] };
+    return { module: CommonModule, providers: [provider, ShutdownNotice], exports: [Clock, ShutdownNotice] };
   }
 }

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Limits } from '../config/limits.js';
-import { AppError } from './errors.js';
+import { AppError, ServiceShuttingDownError } from './errors.js';
 import { Logger } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { envelopeFor, sendError } from './exception.filter.js';
+import type { ShutdownNotice } from './shutdown.js';
 
 /**
  * Node/Fastify connection options and the socket-level answers that happen before any route runs: without them
@@ -120,5 +121,34 @@ export function capConnections(server: Server, max: number): void {
     open++;
     socket.once('close', () => open--);
     for (const listener of accept) listener.call(server, socket);
+  });
+}
+
+/** The terminus body for a check with no indicators, so clients see the same answer as before. */
+const LIVE_BODY = '{"status":"ok","info":{},"error":{},"details":{}}';
+
+/**
+ * Liveness: the event loop answers. Never depends on a backend (a failing liveness restarts the pod). A bare
+ * route because through Nest and terminus it served 0.58-0.82x the requests/s of this.
+ */
+export function mountLiveness(fastify: FastifyInstance): void {
+  fastify.get('/health/live', (_request, reply) => {
+    void reply
+      .header('content-type', 'application/json; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(LIVE_BODY);
+  });
+}
+
+/** Long-lived responses that never end on their own: ended when shutdown begins, refused once it has. */
+const ENDLESS_ROUTES = ['/api/events'];
+
+export function endStreamsOnShutdown(fastify: FastifyInstance, notice: ShutdownNotice): void {
+  fastify.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?', 1)[0]!;
+    if (!ENDLESS_ROUTES.includes(path)) return;
+    if (notice.shuttingDown) throw new ServiceShuttingDownError();
+    const off = notice.onShutdown(() => reply.raw.end());
+    reply.raw.once('close', off);
   });
 }

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/terminus';
 import { canServe } from '../backend-state/readiness.js';
 import { RawHttpResponse } from '../common/exception.filter.js';
+import { ShutdownNotice } from '../common/shutdown.js';
 import { HealthService, type HealthSnapshot } from './health.service.js';
 
 @Controller('health')
@@ -16,14 +17,11 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly snapshots: HealthService,
+    private readonly shutdown: ShutdownNotice,
   ) {}
 
-  /** Liveness: the event loop answers. Never depends on a backend (a failing liveness restarts the pod). */
-  @Get('live')
-  @HealthCheck()
-  live(): Promise<HealthCheckResult> {
-    return this.health.check([]);
-  }
+  // GET /health/live is a bare Fastify route (common/http-server.ts mountLiveness): through Nest and terminus
+  // it served 0.58-0.82x the requests/s of the same answer without them.
 
   /**
    * Readiness: 200 while the service can take traffic (ready or degraded), 503 otherwise. Terminus decides
@@ -32,6 +30,11 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   async ready(): Promise<HealthCheckResult> {
+    if (this.shutdown.shuttingDown) {
+      // At once, not after the drain: the load balancer must stop sending while in-flight requests finish.
+      const service = { status: 'down', readiness: 'shutting_down', reason: 'SIGTERM received' };
+      throw new RawHttpResponse(503, { status: 'error', info: {}, error: { service }, details: { service } });
+    }
     const snapshot = this.snapshots.snapshot();
     const backends = this.backendIndicators(snapshot);
     const aggregate = () => {
