@@ -1,9 +1,12 @@
 import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module.js';
-import type { Clock } from './common/clock.js';
+import { Clock } from './common/clock.js';
 import { apiKeyOnRequest } from './common/auth.guards.js';
 import { installJsonBodyParser } from './common/body-guard.js';
 import { GlobalExceptionFilter } from './common/exception.filter.js';
@@ -11,11 +14,17 @@ import { capConnections, endStreamsOnShutdown, mountLiveness, serverOptions } fr
 import { ShutdownNotice } from './common/shutdown.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
+import { createRootLogger } from './logging/logging.js';
+import { observeRequests } from './metrics/http-observer.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { mountOpenApi } from './openapi/openapi.js';
 
 export interface CreateAppOptions {
   clock?: Clock;
-  /** false silences Nest's logger (tests). */
+  /** false silences the logs (tests), unless `logStream` is given. */
   logger?: false | LogLevel[];
+  /** JSON log lines go here instead of stdout (tests read them). */
+  logStream?: DestinationStream;
 }
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -32,19 +41,22 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
     bodyLimit: config.server.bodyLimitBytes,
     ...serverOptions(config.limits),
     // Accept a well-formed client id so one request can be followed across services; otherwise make one.
-    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+    genReqId: (req: IncomingMessage) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      // Kept on the raw request too: pino-http (which only sees the raw request) logs it as req_id.
+      req.id = id;
+      return id;
     },
   });
+  const logging = options.logStream !== undefined || options.logger !== false;
+  const log = createRootLogger(config, { stream: options.logStream, enabled: logging });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ config, clock: options.clock }),
+    AppModule.forRoot({ config, clock: options.clock, log }),
     adapter,
-    {
-      logger: options.logger ?? logLevelsFor(config.logLevel),
-      bufferLogs: false,
-    },
+    { logger: logging ? undefined : false, bufferLogs: logging },
   );
+  if (logging) app.useLogger(app.get(PinoNestLogger));
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
@@ -58,6 +70,8 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   capConnections(fastify.server, config.limits.maxConnections);
   mountLiveness(fastify);
   endStreamsOnShutdown(fastify, app.get(ShutdownNotice));
+  observeRequests(fastify, { clock: app.get(Clock), metrics: app.get(MetricsService), log });
+  mountOpenApi(app);
   app.useGlobalFilters(new GlobalExceptionFilter());
   app.useGlobalPipes(createValidationPipe());
   return app;

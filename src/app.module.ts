@@ -1,6 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { LoggerModule } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { BackendStateModule } from './backend-state/backend-state.module.js';
 import { BusAppModule } from './bus/bus-app.module.js';
@@ -12,7 +11,7 @@ import { EventsModule } from './events/events.module.js';
 import { EvictionModule } from './eviction/eviction.module.js';
 import { HealthModule } from './health/health.module.js';
 import { InferenceModule } from './inference/inference.module.js';
-import { loggerParams } from './logging/logging.js';
+import { LoggingModule } from './logging/logging.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { DashboardModule } from './dashboard/dashboard.module.js';
 
@@ -32,7 +31,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         CommonModule.forRoot(clock),
         ScheduleModule.forRoot(),
-        LoggerModule.forRoot(loggerParams(log)),
+        LoggingModule.forRoot(log),
         BackendStateModule,
         HealthModule,
         EvictionModule,

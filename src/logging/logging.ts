@@ -43,9 +43,13 @@ export function wantsPretty(config: AppConfig): boolean {
 /** The root pino logger of the app; request loggers are its children carrying `req_id`. */
 export function createRootLogger(config: AppConfig, options: LoggingOptions = {}): Logger {
   const level = options.enabled === false ? 'silent' : PINO_LEVEL[config.logLevel];
-  const destination =
-    options.stream ??
-    (wantsPretty(config) ? pretty({ colorize: process.stdout.isTTY === true, sync: true }) : undefined);
+  const destination = wantsPretty(config)
+    ? pretty({
+        colorize: options.stream === undefined && process.stdout.isTTY === true,
+        sync: true,
+        destination: options.stream ?? 1,
+      })
+    : options.stream;
   return pino(
     {
       level,
