@@ -49,7 +49,9 @@ describe('log_format', () => {
     const pretty = collect();
     createRootLogger(configFrom({ log_format: 'pretty', backends: [] }), { stream: pretty }).info('hello');
     expect(pretty.text).toMatch(/INFO.*hello/);
-    expect(() => JSON.parse(pretty.text.trim())).toThrow();
+    expect(() => {
+      JSON.parse(pretty.text.trim());
+    }).toThrow();
   });
 
   it('follows log_level', () => {
