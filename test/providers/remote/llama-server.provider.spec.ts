@@ -27,7 +27,7 @@ describe('LlamaServerProvider, single-model mode', () => {
     const loading = await provider.observe(probeSignal());
     expect(loading).toMatchObject({ reachable: true, serverState: 'loading' });
     expect(loading.models).toEqual([
-      expect.objectContaining({ id: 'qwen', state: 'loading', observedVia: 'GET /health' }),
+      expect.objectContaining({ id: 'qwen', state: 'loading', observedVia: 'GET /props (503 Loading model)' }),
     ]);
     fake.setLoading(false);
     const ready = await provider.observe(probeSignal());
@@ -142,7 +142,8 @@ describe('LlamaServerProvider, router mode', () => {
     await provider.observe(probeSignal());
     fake.failNextLoad();
     await expect(provider.load('b')).rejects.toMatchObject({
-      status: 502,
+      status: 500,
+      code: 'model_load_failed',
       message: expect.stringContaining('failed to load'),
     });
   });

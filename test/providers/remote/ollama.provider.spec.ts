@@ -71,9 +71,10 @@ describe('OllamaProvider against the Ollama fake', () => {
     expect((await provider.observe(probeSignal())).models[0]!.state).toBe('loaded');
   });
 
-  it('maps an unknown model to a 502 carrying Ollama’s 404 message', async () => {
+  it('passes Ollama’s 404 for an unknown model through as the client’s error, with its message', async () => {
     await expect(provider.load('missing:7b')).rejects.toMatchObject({
-      status: 502,
+      status: 404,
+      code: 'upstream_rejected',
       details: { upstream_status: 404 },
       message: expect.stringContaining("model 'missing:7b' not found"),
     });

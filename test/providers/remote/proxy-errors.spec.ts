@@ -1,6 +1,7 @@
 import { SystemClock } from '../../../src/common/clock.js';
 import { UpstreamError, UpstreamTimeoutError } from '../../../src/common/errors.js';
 import { OpenAiProvider } from '../../../src/providers/remote/openai.provider.js';
+import { UpstreamUnavailableError } from '../../../src/providers/remote/upstream-errors.js';
 import { RknnSdProvider } from '../../../src/providers/remote/rknn-sd.provider.js';
 import {
   closedPortUrl,
@@ -56,11 +57,11 @@ describe('upstream failures map to the error envelope, request-scoped', () => {
     expect((err as Error).message).not.toContain('<');
   });
 
-  it('a closed port gives 502 upstream_error saying the connection was refused', async () => {
+  it('a closed port gives 503 backend_unavailable with Retry-After, saying the connection was refused', async () => {
     provider = new OpenAiProvider(remoteBackend('openai', await closedPortUrl()), new SystemClock());
     const err = await provider.chatCompletion('m', chat, new AbortController().signal).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UpstreamError);
-    expect(err).toMatchObject({ status: 502, details: { upstream_status: null } });
+    expect(err).toBeInstanceOf(UpstreamUnavailableError);
+    expect(err).toMatchObject({ status: 503, code: 'backend_unavailable', headers: { 'retry-after': '1' } });
     expect((err as Error).message).toContain('connection refused');
   });
 });

@@ -1,5 +1,5 @@
 import { SystemClock } from '../../../src/common/clock.js';
-import { UpstreamError } from '../../../src/common/errors.js';
+import { UpstreamRejectedError } from '../../../src/providers/remote/upstream-errors.js';
 import { RknnSdProvider } from '../../../src/providers/remote/rknn-sd.provider.js';
 import { type FakeRknnSd, startFakeRknnSd } from '../../support/fakes/rknn-sd.fake.js';
 import { probeSignal, remoteBackend } from './backend.js';
@@ -89,12 +89,12 @@ describe('RknnSdProvider against the rknn_sd_server fake', () => {
     expect((await provider.observe(probeSignal())).models[0]!.state).toBe('loaded');
   });
 
-  it('maps an upstream 400 to a 502 carrying the upstream status and message', async () => {
+  it('passes an upstream 400 through as the client’s error with the upstream message', async () => {
     const err = await provider
       .generateImages(fake.model, { model: fake.model, prompt: 'x', size: 'big' }, new AbortController().signal)
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(UpstreamError);
-    expect(err).toMatchObject({ status: 502, details: { upstream_status: 400 } });
+    expect(err).toBeInstanceOf(UpstreamRejectedError);
+    expect(err).toMatchObject({ status: 400, code: 'upstream_rejected', details: { upstream_status: 400 } });
     expect((err as Error).message).toContain("invalid size 'big'");
   });
 });
