@@ -37,6 +37,10 @@ export interface BackendConfig {
   requestTimeoutMs: number;
   /** Longest silence between two chunks of a proxied stream before it is cut (the total is requestTimeoutMs). */
   streamIdleTimeoutMs: number;
+  /** Longest line of an upstream stream; longer → 502 upstream_error naming the limit. */
+  maxLineBytes: number;
+  /** Largest non-streamed upstream body; larger → 502 upstream_error naming the limit. */
+  maxBodyBytes: number;
   /** In-process CPU threads; null → cores actually available. */
   threads: number | null;
   models: ModelConfig[];

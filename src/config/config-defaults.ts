@@ -9,6 +9,10 @@ export const BACKEND_DEFAULTS = {
   failureThreshold: 3,
   requestTimeoutMs: 300_000,
   streamIdleTimeoutMs: 30_000,
+  /** One line of an upstream stream (SSE/NDJSON): a peer streaming 100 MB without a newline once stalled the parser. */
+  maxLineBytes: 1024 * 1024,
+  /** One non-streamed upstream body: a 100 MB JSON answer once took RSS from 115 to 742 MB. */
+  maxBodyBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Defaults of model settings that are not null when unset. */

@@ -300,6 +300,8 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     failureThreshold: num(r.failure_threshold, BACKEND_DEFAULTS.failureThreshold),
     requestTimeoutMs: num(r.request_timeout_ms, BACKEND_DEFAULTS.requestTimeoutMs),
     streamIdleTimeoutMs: num(r.stream_idle_timeout_ms, BACKEND_DEFAULTS.streamIdleTimeoutMs),
+    maxLineBytes: num(r.max_line_bytes, BACKEND_DEFAULTS.maxLineBytes),
+    maxBodyBytes: num(r.max_body_bytes, BACKEND_DEFAULTS.maxBodyBytes),
     threads: typeof r.threads === 'number' ? r.threads : null,
     models: asArray(r.models).map(toModel),
   };
@@ -354,8 +356,6 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
       maxConnections: num(server.max_connections, LIMIT_DEFAULTS.maxConnections),
       imageQueue: num(limits.image_queue, LIMIT_DEFAULTS.imageQueue),
       imageMaxWork: num(limits.image_max_work, LIMIT_DEFAULTS.imageMaxWork),
-      upstreamLineBytes: num(limits.upstream_line_bytes, LIMIT_DEFAULTS.upstreamLineBytes),
-      upstreamBodyBytes: num(limits.upstream_body_bytes, LIMIT_DEFAULTS.upstreamBodyBytes),
     },
     backends: where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend),
   };

@@ -43,8 +43,6 @@ export class LimitsSchema {
   @IsOptional() @IsInt() @Min(4) @Max(1000) body_max_depth?: number;
   @IsOptional() @IsInt() @Min(0) @Max(100_000) image_queue?: number;
   @IsOptional() @IsInt() @Min(1) image_max_work?: number;
-  @IsOptional() @IsInt() @Min(1024) upstream_line_bytes?: number;
-  @IsOptional() @IsInt() @Min(1024) upstream_body_bytes?: number;
 }
 
 export class EvictionSchema {
@@ -99,6 +97,8 @@ export class BackendSchema {
   @IsOptional() @IsInt() @Min(1) failure_threshold?: number;
   @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) request_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) stream_idle_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(1024) max_line_bytes?: number;
+  @IsOptional() @IsInt() @Min(1024) max_body_bytes?: number;
   @IsOptional() @IsInt() @Min(1) threads?: number;
   @IsOptional() @IsArray() @ValidateNested({ each: true }) @Type(() => ModelSchema) models?: ModelSchema[];
 }

@@ -24,10 +24,6 @@ export interface Limits {
   imageQueue: number;
   /** width × height × steps × n of one image request. */
   imageMaxWork: number;
-  /** One line of an upstream stream (SSE/NDJSON). */
-  upstreamLineBytes: number;
-  /** One non-streamed upstream response body. */
-  upstreamBodyBytes: number;
 }
 
 export const LIMIT_DEFAULTS: Limits = {
@@ -40,6 +36,4 @@ export const LIMIT_DEFAULTS: Limits = {
   imageQueue: 8,
   // 1024² × 4 steps × 4 images (or 1024² × 16 steps × 1); the 2048² × 50 × 4 is 50× this.
   imageMaxWork: 1024 * 1024 * 16,
-  upstreamLineBytes: 1024 * 1024,
-  upstreamBodyBytes: 64 * 1024 * 1024,
 };

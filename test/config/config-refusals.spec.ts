@@ -92,7 +92,7 @@ describe('config values that cannot work', () => {
   it('reads the bounds from server.* and limits.*, with defaults', () => {
     const config = load({
       server: { headers_timeout_ms: 2000, request_timeout_ms: 3000, keep_alive_timeout_ms: 4000, max_connections: 50 },
-      limits: { body_max_keys: 100, body_max_depth: 8, image_queue: 2, upstream_line_bytes: 4096 },
+      limits: { body_max_keys: 100, body_max_depth: 8, image_queue: 2 },
       backends: [],
     });
     expect(config.limits).toEqual({
@@ -104,7 +104,6 @@ describe('config values that cannot work', () => {
       bodyMaxKeys: 100,
       bodyMaxDepth: 8,
       imageQueue: 2,
-      upstreamLineBytes: 4096,
     });
     expect(load({ backends: [] }).limits).toEqual(LIMIT_DEFAULTS);
   });

@@ -12,7 +12,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { AppError, UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
 import type { BackendConfig } from '../../config/app-config.js';
 import { isRecord, parseJson, upstreamMessage } from './json.js';
-import { sseData } from './sse.js';
+import { SseLineTooLongError, sseData } from './sse.js';
 import { isConnectionFailure, UpstreamUnavailableError, upstreamHttpError } from './upstream-errors.js';
 
 export type HttpMethod = 'GET' | 'POST';
@@ -82,7 +82,7 @@ export class RemoteHttpClient {
       headersTimeout: this.backend.probeTimeoutMs,
       bodyTimeout: this.backend.probeTimeoutMs,
     });
-    return { status: res.statusCode, text: await res.body.text() };
+    return { status: res.statusCode, text: await this.readCapped(res.body) };
   }
 
   /**
@@ -94,7 +94,7 @@ export class RemoteHttpClient {
     const limit = deadline(this.backend.requestTimeoutMs, signal);
     try {
       const res = await this.dispatch(method, path, body, limit.signal, {});
-      return { status: res.statusCode, text: await res.body.text() };
+      return { status: res.statusCode, text: await this.readCapped(res.body) };
     } catch (err) {
       throw this.mapFailure(err, limit, signal);
     } finally {
@@ -136,10 +136,10 @@ export class RemoteHttpClient {
     }
     try {
       if (res.statusCode < 200 || res.statusCode >= 300) {
-        const text = await res.body.text().catch(() => '');
+        const text = await this.readCapped(res.body).catch(() => '');
         throw upstreamHttpError(this.backend.name, res.statusCode, text);
       }
-      for await (const payload of sseData(res.body)) {
+      for await (const payload of sseData(res.body, this.backend.maxLineBytes)) {
         if (payload.trim() === '[DONE]') return;
         const parsed = parseJson(payload);
         if (isRecord(parsed) && parsed.error !== undefined && parsed.choices === undefined) {
@@ -159,6 +159,22 @@ export class RemoteHttpClient {
 
   async close(): Promise<void> {
     await this.agent.close();
+  }
+
+  /** The body as text, refused past max_body_bytes instead of buffered whole (a 100 MB answer: RSS 115 → 742 MB). */
+  private async readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      bytes += buf.length;
+      if (bytes > this.backend.maxBodyBytes) {
+        body.destroy();
+        throw new UpstreamError(this.backend.name, `the answer exceeds max_body_bytes (${this.backend.maxBodyBytes})`);
+      }
+      chunks.push(buf);
+    }
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   private dispatch(
@@ -184,6 +200,7 @@ export class RemoteHttpClient {
 
   private mapFailure(err: unknown, limit: Deadline, client?: AbortSignal, streaming = false): unknown {
     if (err instanceof AppError) return err;
+    if (err instanceof SseLineTooLongError) return new UpstreamError(this.backend.name, err.message);
     // The client went away: not an upstream failure; let the caller see the abort as it is.
     if (client?.aborted && !limit.expired()) return err;
     const code = errorCode(err);

@@ -2,14 +2,21 @@
  * Server-sent events, parsed incrementally: each event's `data:` payload is yielded as soon as its
  * blank-line terminator arrives, so a proxied stream reaches the client chunk by chunk.
  */
-export async function* sseData(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
+export async function* sseData(
+  source: AsyncIterable<Uint8Array | string>,
+  maxLineChars = Number.POSITIVE_INFINITY,
+): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let buffer = '';
+  // Where the search for the next line end resumes: rescanning the whole buffer per chunk made a 100 MB line quadratic.
+  let scanned = 0;
   let data: string[] = [];
+  let dataChars = 0;
   const flushLine = function* (line: string): Generator<string> {
     if (line === '') {
       if (data.length > 0) yield data.join('\n');
       data = [];
+      dataChars = 0;
       return;
     }
     if (line.startsWith(':')) return;
@@ -18,20 +25,43 @@ export async function* sseData(source: AsyncIterable<Uint8Array | string>): Asyn
     let value = colon === -1 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
     // llama.cpp reports a failure mid-stream as an `error:` line; surface it as data so the caller sees it.
-    if (field === 'data' || field === 'error') data.push(field === 'error' ? JSON.stringify({ error: value }) : value);
+    if (field === 'data' || field === 'error') {
+      dataChars += value.length;
+      // One event split over many `data:` lines is bounded like one line.
+      if (dataChars > maxLineChars) throw new SseLineTooLongError(maxLineChars);
+      data.push(field === 'error' ? JSON.stringify({ error: value }) : value);
+    }
   };
   for await (const part of source) {
     buffer += typeof part === 'string' ? part : decoder.decode(part, { stream: true });
     let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) !== -1) {
+    while ((nl = lineEnd(buffer, scanned)) !== -1) {
       // A lone trailing CR may be the first half of a CRLF split across chunks: wait for the rest.
       if (buffer[nl] === '\r' && nl === buffer.length - 1) break;
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
+      scanned = 0;
       yield* flushLine(line);
     }
+    scanned = Math.max(0, buffer.length - 1);
+    if (buffer.length > maxLineChars) throw new SseLineTooLongError(maxLineChars);
   }
   buffer += decoder.decode();
   if (buffer.length > 0) yield* flushLine(buffer);
   yield* flushLine('');
+}
+
+/** A stream line (or one event's data) longer than the backend's max_line_bytes. */
+export class SseLineTooLongError extends Error {
+  constructor(readonly limit: number) {
+    super(`a stream line exceeds max_line_bytes (${limit})`);
+  }
+}
+
+function lineEnd(buffer: string, from: number): number {
+  for (let i = from; i < buffer.length; i++) {
+    const c = buffer.charCodeAt(i);
+    if (c === 10 || c === 13) return i;
+  }
+  return -1;
 }
