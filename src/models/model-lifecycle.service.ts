@@ -184,7 +184,8 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
         throw err;
       }
     });
-    if (outcome) this.afterOwnAction(resolved);
+    // The caller (admin, the sweeper) sees the backend's own answer in every view once this returns.
+    if (outcome) await this.observer.probeNow(resolved.backend.name);
     return outcome;
   }
 

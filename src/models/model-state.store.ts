@@ -82,7 +82,8 @@ export class ModelStateStore {
   private readonly logger = new Logger(ModelStateStore.name);
   private readonly records = new Map<string, ModelRecord>();
   private readonly observations = new Map<string, BackendObservation>();
-  private readonly drifting = new Set<string>();
+  /** Models in a drift episode → what modelplane believed when the episode began (shown until it ends). */
+  private readonly drifting = new Map<string, ModelState>();
   private readonly emitter = new EventEmitter();
   private version = 0;
 
@@ -292,7 +293,7 @@ export class ModelStateStore {
       believed !== observed.state;
     const key = `${backend}/${observed.id}`;
     if (drift && !this.drifting.has(key)) {
-      this.drifting.add(key);
+      this.drifting.set(key, record.state);
       this.publish({
         type: 'model.drift',
         model: observed.id,

@@ -97,6 +97,13 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
     return watch.inFlight;
   }
 
+  /** Resolves when no probe is running (probes already asked for included). */
+  async whenIdle(): Promise<void> {
+    while ([...this.watches.values()].some((w) => w.inFlight)) {
+      await Promise.all([...this.watches.values()].map((w) => w.inFlight));
+    }
+  }
+
   /** Observe every backend (or the remote ones) now and wait for all; for the sweeper and tests. */
   async refresh(which: 'all' | 'remote' = 'all'): Promise<void> {
     await Promise.all(

@@ -110,7 +110,7 @@ export interface SnapshotInput {
   readiness: ServiceStateView;
   records: ReadonlyMap<string, ModelRecord>;
   observations: ReadonlyMap<string, BackendObservation>;
-  drifting: ReadonlySet<string>;
+  drifting: ReadonlyMap<string, ModelState>;
   defaultIdleUnloadS: number;
 }
 
@@ -174,7 +174,7 @@ function modelSnapshot(
   // A remote model's observation counts only while it is fresh and from a probe that reached the server.
   const observed: ObservedModel | undefined =
     caps.remote && (!latestGood || backend.stale) ? undefined : obs?.byId.get(m.id);
-  const state = truthState(caps, record, caps.remote ? observed : undefined);
+  const state = truthState(caps, record, observed);
   const local = !caps.remote;
   const thresholdS = m.config?.idleUnloadS ?? input.defaultIdleUnloadS;
   const pinned = m.config?.pin ?? false;
@@ -200,7 +200,7 @@ function modelSnapshot(
     upstream: caps.remote ? m.descriptor.upstreamName : null,
     purpose: m.descriptor.purpose,
     state,
-    believed_state: record?.state ?? null,
+    believed_state: input.drifting.get(`${m.backend.name}/${m.id}`) ?? record?.state ?? null,
     observed_state: caps.remote ? (observed?.state ?? null) : state === 'loaded' ? 'loaded' : 'unloaded',
     drift: input.drifting.has(`${m.backend.name}/${m.id}`),
     reason: record?.reason ?? null,
@@ -245,6 +245,8 @@ function truthState(
   if (record?.state === 'loading' || record?.state === 'unloading') return record.state;
   if (!observed || observed.state === 'unknown') return 'unknown';
   if (observed.state === 'unloaded' && record?.state === 'failed') return 'failed';
+  // Our request is making the server load it on demand (Ollama, a router): loading until observed loaded.
+  if (observed.state === 'unloaded' && (record?.inFlight ?? 0) > 0) return 'loading';
   return observed.state;
 }
 

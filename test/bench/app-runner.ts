@@ -1,4 +1,5 @@
 /** Starts the real app for a benchmark (logger off, loopback, random port). */
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,6 @@ import { stringify } from 'yaml';
 import { createApp } from '../../src/app.factory.js';
 import type { Clock } from '../../src/common/clock.js';
 import { loadConfig } from '../../src/config/config.loader.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 
 export interface BenchApp {
   app: NestFastifyApplication;
@@ -22,7 +22,7 @@ export async function startBenchApp(yaml: Record<string, unknown>, clock?: Clock
   const config = loadConfig({ argv: ['--config', file], env: {}, cwd: dir });
   const app = await createApp(config, { logger: false, clock });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  await app.get(ProviderRegistry).settled();
+  await app.get(BackendStartupService).settled();
   const { port } = app.getHttpServer().address() as { port: number };
   return { app, url: `http://127.0.0.1:${port}`, close: () => app.close() };
 }

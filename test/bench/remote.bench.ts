@@ -7,9 +7,9 @@
  * 3. proxy overhead of a streamed chat: the full stream through modelplane vs straight from the fake, in
  *    the same run (goal: ≤ 1 ms added at p50).
  */
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { startApp, type RunningApp } from '../support/app-harness.js';
 import { startFakeLlamaServer } from '../support/fakes/llama-server.fake.js';
 import { type PathologicalServer, startHungServer } from '../support/fakes/pathological.js';
@@ -79,7 +79,7 @@ async function startFleet(total: number, hungCount: number): Promise<Fleet> {
     eviction: { check_interval_s: 3600 },
     backends: [...healthy.map((f, i) => backend(`ok-${i}`, f.url)), ...hung.map((f, i) => backend(`hung-${i}`, f.url))],
   });
-  await running.app.get(ProviderRegistry).settled();
+  await running.app.get(BackendStartupService).settled();
   return {
     running,
     healthy,
@@ -191,7 +191,7 @@ async function proxyOverhead(): Promise<string> {
     ],
   });
   try {
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     const messages = [{ role: 'user', content: 'hello' }];
     const viaUs = JSON.stringify({ model: 'chat', messages, stream: true });
     const direct = JSON.stringify({ model: 'bench.gguf', messages, stream: true });

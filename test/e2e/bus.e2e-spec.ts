@@ -2,12 +2,12 @@
  * The bus through the real app: a real aedes broker, a real mqtt client playing the flight controller,
  * the real YAML loader and the in-process llama-cpp backend with a tiny generated GGUF.
  */
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { connectAsync, type MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { Readiness } from '../../src/backend-state/readiness.js';
 import { BackendStateService } from '../../src/backend-state/backend-state.service.js';
 import { BusService } from '../../src/bus/bus.service.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { ensureLlmTestModels, TINY_CHAT_GGUF } from '../support/llm-test-models.js';
 import { freePort, type MqttBroker, startBroker } from '../support/mqtt-broker.js';
@@ -105,7 +105,7 @@ describe('bus over MQTT (real broker, real app, llama-cpp)', () => {
         },
       ],
     });
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     await waitFor(async () => (await getJson(`${running.url}/health`)).body.bus?.connected === true, 'bus connected');
   });
 

@@ -1,5 +1,5 @@
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { EvictionService } from '../../src/eviction/eviction.service.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
@@ -37,7 +37,7 @@ describe('idle eviction and memory budget (real onnx-image models, fake clock)',
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     eviction = running.app.get(EvictionService);
   });
   afterAll(() => running.close());

@@ -1,8 +1,8 @@
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import OpenAI from 'openai';
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { pngSize } from '../support/png.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 
 /** Image params beyond OpenAI's typed ones (steps, seed, sizes any multiple of 8). */
 type ImageParams = OpenAI.Images.ImageGenerateParamsNonStreaming & {
@@ -20,7 +20,7 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
     running = await startApp({
       backends: [{ name: 'local-image', type: 'onnx-image', models: [{ id: 'tiny-lcm', path: TINY_LCM_DIR }] }],
     });
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
   afterAll(() => running.close());

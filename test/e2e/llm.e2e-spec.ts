@@ -1,8 +1,9 @@
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import OpenAI from 'openai';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { EvictionService } from '../../src/eviction/eviction.service.js';
 import { BENCH, writeTinyLlamaGguf } from '../../src/providers/llama-cpp/gguf-writer.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { ensureLlmTestModels, TINY_CHAT_GGUF, TINY_EMBED_GGUF } from '../support/llm-test-models.js';
@@ -30,7 +31,7 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
         },
       ],
     });
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
   afterAll(() => running.close());
@@ -169,6 +170,58 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
     ).toBe(200);
   });
 
+  it('answers 4 concurrent chats on a parallel-4 model, each exactly as when asked alone', async () => {
+    const ask = (i: number) =>
+      client.chat.completions.create({
+        model: 'chat',
+        messages: user(`question number ${i}, please answer`),
+        max_tokens: 20,
+        temperature: 0.8,
+        seed: 100 + i,
+      });
+    const alone: string[] = [];
+    for (let i = 0; i < 4; i++) alone.push((await ask(i)).choices[0]!.message.content!);
+    const together = await Promise.all([0, 1, 2, 3].map(ask));
+    expect(together.map((r) => r.choices[0]!.message.content)).toEqual(alone);
+  });
+
+  it.each<[string, string, Record<string, unknown>, string]>([
+    [
+      'a 1 MB chat content',
+      '/v1/chat/completions',
+      { model: 'chat', messages: user('a'.repeat(1_000_000)) },
+      'messages',
+    ],
+    ['a 1 MB completion prompt', '/v1/completions', { model: 'chat', prompt: 'a'.repeat(1_000_000) }, 'prompt'],
+    ['a 1 MB embeddings input', '/v1/embeddings', { model: 'embed', input: ['ok', 'a'.repeat(1_000_000)] }, 'input'],
+  ])(
+    'refuses %s with 400 context_length_exceeded before tokenising it, /health/live answering meanwhile',
+    async (_name, path, body, param) => {
+      let done = false;
+      const live: number[] = [];
+      const probe = (async () => {
+        while (!done) {
+          const started = performance.now();
+          const res = await fetch(`${running.url}/health/live`);
+          await res.arrayBuffer();
+          live.push(res.status === 200 ? performance.now() - started : Infinity);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      const started = performance.now();
+      const res = await postJson(`${running.url}${path}`, body);
+      const elapsed = performance.now() - started;
+      done = true;
+      await probe;
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'context_length_exceeded', param });
+      // Generous bounds for a busy 2-core machine: tokenising this input took minutes before the bound.
+      expect(elapsed).toBeLessThan(5000);
+      expect(live.length).toBeGreaterThan(0);
+      expect(Math.max(...live)).toBeLessThan(2000);
+    },
+  );
+
   it('a client disconnecting mid-stream releases the lease', async () => {
     const abort = new AbortController();
     const res = await fetch(`${running.url}/v1/chat/completions`, {
@@ -210,7 +263,7 @@ describe('preload failure', () => {
         },
       ],
     });
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
   });
   afterAll(() => running.close());
 
@@ -262,7 +315,7 @@ describe('eviction never interrupts a long stream', () => {
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
   });
   afterAll(() => running.close());
 

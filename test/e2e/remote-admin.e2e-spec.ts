@@ -3,8 +3,8 @@
  * /admin/unload, Ollama keep_alive:0, llama-server router /models/unload), refused with 409
  * unload_unsupported where the backend has none (sd-cpp, OpenAI-compatible servers, single-model llama-server).
  */
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
-import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
+import { getJson, observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import {
   type FakeLlamaServer,
@@ -34,7 +34,7 @@ describe('POST /api/models/{id}/unload on remote backends', () => {
 
   const unload = (id: string) => postJson(`${running.url}/api/models/${id}/unload`, {});
   const loadedNames = async (): Promise<string[]> => {
-    clock.advance(1000);
+    await observeNow(running);
     const names: string[] = (await getJson(`${running.url}/api/models/loaded`)).body.loaded.map(
       (m: { name: string }) => m.name,
     );
@@ -81,7 +81,7 @@ describe('POST /api/models/{id}/unload on remote backends', () => {
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
   });
   afterAll(async () => {
     await running.close();

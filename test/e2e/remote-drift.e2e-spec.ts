@@ -4,8 +4,8 @@
  * one. Observation wins in the loaded list, belief follows it, and each episode raises one
  * `model.drift` event on GET /api/events.
  */
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
-import { getJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
+import { getJson, observeNow, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { type FakeOllama, startFakeOllama } from '../support/fakes/index.js';
 
@@ -52,7 +52,8 @@ describe('drift between belief and observation (Ollama)', () => {
   };
   const driftEvents = async (): Promise<Json[]> =>
     (await eventHistory(running.url)).filter((e) => e.type === 'model.drift' && e.model === 'qwen');
-  const believed = async (): Promise<string> => {
+  /** What /health says, which every other view agrees with. */
+  const healthState = async (): Promise<string> => {
     const state: string = (await getJson(`${running.url}/health`)).body.models.qwen.state;
     return state;
   };
@@ -76,7 +77,7 @@ describe('drift between belief and observation (Ollama)', () => {
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
   });
   afterAll(async () => {
     await running.close();
@@ -96,14 +97,16 @@ describe('drift between belief and observation (Ollama)', () => {
     const reader = res.body!.getReader();
     await reader.read();
     expect(ollama.loadedNames()).toEqual(['qwen2.5:0.5b']);
-    expect(await believed()).toBe('loaded');
-    // The answer cached from before the request says "not loaded": that is not drift while it runs...
-    await loadedQwen();
+    // The last observation (from before the request) says "not loaded": while our request makes Ollama load
+    // it, every view says loading, and the old observation is not drift.
+    expect(await healthState()).toBe('loading');
+    expect(await loadedQwen()).toBeUndefined();
     expect(await driftEvents()).toEqual([]);
     while (!(await reader.read()).done);
     ollama.wire.chunkDelayMs = 0;
 
-    // ...nor after it ended: the cache from before it is gone.
+    // Our request ended: the backend is observed at once and shows it loaded.
+    await observeNow(running);
     expect(await loadedQwen()).toMatchObject({ believed_state: 'loaded', observed_state: 'loaded', drift: false });
     clock.advance(1000);
     expect(await loadedQwen()).toMatchObject({
@@ -116,12 +119,12 @@ describe('drift between belief and observation (Ollama)', () => {
       unloads_in_s: 299,
     });
     expect(await driftEvents()).toEqual([]);
-    expect(await believed()).toBe('loaded');
+    expect(await healthState()).toBe('loaded');
   });
 
   it('Ollama drops it on its own: not listed any more, one model.drift event, belief follows', async () => {
     ollama.removeLoadedModel('qwen2.5:0.5b');
-    clock.advance(1000);
+    await observeNow(running);
     expect(await loadedQwen()).toBeUndefined();
     expect(await driftEvents()).toEqual([
       expect.objectContaining({
@@ -132,7 +135,7 @@ describe('drift between belief and observation (Ollama)', () => {
         observed_state: 'unloaded',
       }),
     ]);
-    expect(await believed()).toBe('unloaded');
+    expect(await healthState()).toBe('unloaded');
     const catalog = (await getJson(`${running.url}/api/models`)).body.models;
     expect(catalog.find((m: { id: string }) => m.id === 'qwen')).toMatchObject({
       state: 'unloaded',
@@ -140,14 +143,14 @@ describe('drift between belief and observation (Ollama)', () => {
     });
 
     // Once per episode: further polls raise no more events.
-    clock.advance(1000);
+    await observeNow(running);
     await loadedQwen();
     expect(await driftEvents()).toHaveLength(1);
   });
 
   it('another client loads it: listed with believed vs observed and drift: true, then belief catches up', async () => {
     ollama.addLoadedModel('qwen2.5:0.5b', { size: 512 * 1024 * 1024, sizeVram: 0 });
-    clock.advance(1000);
+    await observeNow(running);
     expect(await loadedQwen()).toMatchObject({
       believed_state: 'unloaded',
       observed_state: 'loaded',
@@ -161,8 +164,8 @@ describe('drift between belief and observation (Ollama)', () => {
     expect(events[1]).toMatchObject({ believed_state: 'unloaded', observed_state: 'loaded' });
     expect(typeof events[1]!.at_ms).toBe('number');
 
-    clock.advance(1000);
+    await observeNow(running);
     expect(await loadedQwen()).toMatchObject({ believed_state: 'loaded', observed_state: 'loaded', drift: false });
-    expect(await believed()).toBe('loaded');
+    expect(await healthState()).toBe('loaded');
   });
 });

@@ -1,6 +1,6 @@
 /** Idle eviction of remote models used through modelplane: forwarded to each backend's own unload. */
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { EvictionService } from '../../src/eviction/eviction.service.js';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { startFakeOllama, startFakeRknnSd, type FakeOllama, type FakeRknnSd } from '../support/fakes/index.js';
@@ -26,7 +26,7 @@ describe('remote idle eviction', () => {
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     eviction = running.app.get(EvictionService);
   });
   afterAll(async () => {

@@ -4,9 +4,9 @@
  * failures mapped to the error envelope and kept request-scoped; a client leaving mid-stream stops the
  * upstream generation and releases the lease.
  */
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import OpenAI from 'openai';
 import { performance } from 'node:perf_hooks';
-import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import {
@@ -143,7 +143,7 @@ describe('proxying to remote backends (openai client, real app)', () => {
       },
       { clock },
     );
-    await running.app.get(ProviderRegistry).settled();
+    await running.app.get(BackendStartupService).settled();
     client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
   afterAll(async () => {
