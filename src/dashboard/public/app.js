@@ -149,7 +149,7 @@ async function showPlan(event) {
 
 function followEvents() {
   const feed = $('#events');
-  const source = new EventSource('/api/events');
+  const source = new EventSource('/api/events?since=0');
   const add = (e) => {
     let data;
     try {
