@@ -99,8 +99,10 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
 
   /** Resolves when no probe is running (probes already asked for included). */
   async whenIdle(): Promise<void> {
-    while ([...this.watches.values()].some((w) => w.inFlight)) {
-      await Promise.all([...this.watches.values()].map((w) => w.inFlight));
+    for (;;) {
+      const running = [...this.watches.values()].flatMap((w) => (w.inFlight ? [w.inFlight] : []));
+      if (running.length === 0) return;
+      await Promise.all(running);
     }
   }
 

@@ -275,7 +275,7 @@ describe('backends[]: hung, HTML-500 and closed-port backends are listed, never 
     const observing = observeNow(running);
     // While the hung backend's probe is still running, a read answers from what was last observed.
     const during = await loaded(running.url);
-    expect(during.backends.map((b) => b.name).sort()).toEqual(['closed', 'html500', 'hung', 'npu']);
+    expect(during.backends.map((b) => String(b.name)).sort()).toEqual(['closed', 'html500', 'hung', 'npu']);
     await observing;
     const body = await loaded(running.url);
 
