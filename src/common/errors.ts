@@ -164,3 +164,18 @@ export class ModelBusyError extends AppError {
     );
   }
 }
+
+/** A model's queue is full: retry shortly (the same answer for chat and images). */
+export class ModelOverloadedError extends AppError {
+  constructor(model: string, queued: number, retryAfterS = 1) {
+    super(
+      503,
+      'model_overloaded',
+      `Model '${model}' has ${queued} requests waiting; try again shortly`,
+      { model, queued },
+      'unavailable_error',
+      null,
+      { 'retry-after': String(retryAfterS) },
+    );
+  }
+}

@@ -3,7 +3,13 @@ import { randomInt } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { AppError, InferenceFailedError, ModelLoadFailedError, ModelNotFoundError } from '../../common/errors.js';
+import {
+  AppError,
+  InferenceFailedError,
+  ModelLoadFailedError,
+  ModelNotFoundError,
+  ModelOverloadedError,
+} from '../../common/errors.js';
 import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
 import {
   IN_PROCESS_CAPABILITIES,
@@ -14,7 +20,7 @@ import {
   type UnloadResult,
 } from '../model-provider.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
-import { parseImageRequest, resolveGenerationParams } from './image-request.js';
+import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
 import {
   DiffusionPipeline,
@@ -57,6 +63,8 @@ export class OnnxImageProvider implements ModelProvider {
   private readonly logger: Logger;
   private readonly slots = new Map<string, ModelSlot>();
   private readonly threads: number;
+  private readonly maxQueued: number;
+  private readonly maxWork: number;
   private ortPromise: Promise<Ort> | null = null;
 
   constructor(
@@ -67,6 +75,8 @@ export class OnnxImageProvider implements ModelProvider {
     this.logger = new Logger(`OnnxImageProvider:${backend.name}`);
     // TOOLCHAIN §5: more threads than cores makes ORT slower, so the default is the cores we really have.
     this.threads = backend.threads ?? availableParallelism();
+    this.maxQueued = appConfig.limits.imageQueue;
+    this.maxWork = appConfig.limits.imageMaxWork;
     for (const model of backend.models) {
       this.slots.set(model.id, {
         config: model,
@@ -184,6 +194,10 @@ export class OnnxImageProvider implements ModelProvider {
     const slot = this.slot(modelId);
     // Bad requests are refused before anything is loaded.
     const parsed = parseImageRequest(req);
+    if (parsed.size) checkImageWork({ ...parsed.size, steps: parsed.steps, n: parsed.n }, this.maxWork);
+    // Like chat: past the queue bound, refuse at once instead of holding the connection for minutes.
+    // queue.size counts the running request too: this one would wait behind all of them.
+    if (slot.queue.size > this.maxQueued) throw new ModelOverloadedError(modelId, slot.queue.size - 1);
     const seed = parsed.seed ?? randomInt(0, 2 ** 32);
     const timings = emptyTimings();
     const enqueued = performance.now();
@@ -197,6 +211,7 @@ export class OnnxImageProvider implements ModelProvider {
         timings.loadSeconds = (performance.now() - loadStart) / 1000;
       }
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
+      checkImageWork(params, this.maxWork);
       try {
         return await pipeline.generate(params, signal, timings);
       } catch (err) {

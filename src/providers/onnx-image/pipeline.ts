@@ -15,7 +15,7 @@ import {
   type OrtSession,
   type OrtTensor,
 } from './ort-tensors.js';
-import { encodePng } from './png.js';
+import { encodePngAsync } from './png.js';
 import { SeededRandom } from './prng.js';
 import {
   createScheduler,
@@ -428,7 +428,7 @@ export class DiffusionPipeline {
         timings,
       );
       t0 = performance.now();
-      images.push(encodePng(pixels, width, height));
+      images.push(await encodePngAsync(pixels, width, height));
       timings.pngSeconds += (performance.now() - t0) / 1000;
       timings.images++;
     }

@@ -1,4 +1,7 @@
-import { deflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { deflate, deflateSync } from 'node:zlib';
+
+const deflateAsync = promisify(deflate);
 
 /** Minimal PNG writer (8-bit RGB/RGBA) so image output needs no native image library. */
 
@@ -54,6 +57,32 @@ function filterRows(pixels: Uint8Array, width: number, height: number, bpp: numb
 
 /** Encodes interleaved 8-bit pixels (RGB or RGBA, row-major) as a PNG file. */
 export function encodePng(pixels: Uint8Array, width: number, height: number, channels: 3 | 4 = 3): Buffer {
+  const ihdr = header(pixels, width, height, channels);
+  // Level 2: measured 7.8 ms vs 50 ms for level 6 on a 512² image, for files ~40% larger; latency wins here.
+  const idat = deflateSync(filterRows(pixels, width, height, channels), { level: 2 });
+  return assemble(ihdr, idat);
+}
+
+/**
+ * encodePng with the compression on libuv's thread pool: deflating a 1024² image is tens of milliseconds the
+ * event loop (and /health/live) would otherwise wait for.
+ */
+export async function encodePngAsync(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: 3 | 4 = 3,
+): Promise<Buffer> {
+  const ihdr = header(pixels, width, height, channels);
+  const idat = await deflateAsync(filterRows(pixels, width, height, channels), { level: 2 });
+  return assemble(ihdr, idat);
+}
+
+function assemble(ihdr: Buffer, idat: Uint8Array): Buffer {
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+}
+
+function header(pixels: Uint8Array, width: number, height: number, channels: 3 | 4): Buffer {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new RangeError(`PNG size must be positive integers, got ${width}x${height}`);
   }
@@ -68,7 +97,5 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   ihdr[10] = 0; // deflate
   ihdr[11] = 0; // adaptive filtering
   ihdr[12] = 0; // no interlace
-  // Level 2: measured 7.8 ms vs 50 ms for level 6 on a 512² image, for files ~40% larger; latency wins here.
-  const idat = deflateSync(filterRows(pixels, width, height, channels), { level: 2 });
-  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array(0))]);
+  return ihdr;
 }
