@@ -34,6 +34,10 @@ export interface FakeServerControls {
   /** Delay before every answer, ms (a slow server). */
   setDelay(ms: number): void;
   close(): Promise<void>;
+  /** The process dies: the port refuses connections until `restart()`. */
+  stop(): Promise<void>;
+  /** The same server comes back on the same port (a restart). */
+  restart(): Promise<void>;
 }
 
 export async function startFakeHttp(
@@ -97,6 +101,8 @@ export async function startFakeHttp(
       delayMs = ms;
     },
     close: () => closeServer(server),
+    stop: () => closeServer(server),
+    restart: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
   };
 }
 
