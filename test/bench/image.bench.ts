@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AppConfig } from '../../src/config/app-config.js';
 import { backendConfig, modelConfig } from '../../src/config/config-defaults.js';
+import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/providers/onnx-image/tiny-pipeline.js';
 import { fixed, median, table } from './bench-util.js';
@@ -28,7 +29,7 @@ export async function runImageBench(): Promise<string> {
   for (const [i, pipeline] of PIPELINES.entries()) {
     const path = writeTinyPipeline(join(dir, `p${i}`), pipeline.opts);
     const backend = backendConfig('bench-image', 'onnx-image', [modelConfig('img', path)]);
-    const provider = new OnnxImageProvider(backend, { baseDir: dir } as AppConfig);
+    const provider = new OnnxImageProvider(backend, { baseDir: dir, limits: LIMIT_DEFAULTS } as AppConfig);
     await provider.init();
     await provider.load('img');
     for (const size of SIZES) {

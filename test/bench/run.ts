@@ -3,6 +3,7 @@
  * compares against a baseline measured in the same process/run, never against a stored number.
  */
 import { runEvictionBench } from './eviction.bench.js';
+import { runHardeningBench } from './hardening.bench.js';
 import { runImageBench } from './image.bench.js';
 import { runLlmBench } from './llm.bench.js';
 import { runRemoteBench } from './remote.bench.js';
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   image: runImageBench,
   eviction: runEvictionBench,
   remote: runRemoteBench,
+  hardening: runHardeningBench,
 };
 
 async function main(): Promise<void> {

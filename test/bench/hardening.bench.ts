@@ -1,0 +1,187 @@
+/**
+ * Hardening benchmark (issue 16): GET /health/live requests/s against a bare Fastify route answering the same
+ * JSON (both measured here, interleaved), /health/live latency while two 1024² images generate, and a larger
+ * seeded fuzz run (the one in `npm test` is 300 cases).
+ */
+import Fastify from 'fastify';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { writeTinyPipeline } from '../../src/providers/onnx-image/tiny-pipeline.js';
+import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
+import { runFuzz } from '../support/fuzz.js';
+import { startBenchApp } from './app-runner.js';
+import { fixed, median, percentile, table } from './bench-util.js';
+
+const CONNECTIONS = 50;
+const ROUND_MS = 3000;
+const ROUNDS = 3;
+
+/** Requests/s over `ms` with CONNECTIONS keep-alive connections each sending back-to-back. */
+async function requestsPerSecond(url: string, path: string, ms: number): Promise<number> {
+  const pool = new Pool(url, { connections: CONNECTIONS, pipelining: 1 });
+  let count = 0;
+  const until = performance.now() + ms;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < until) {
+      const res = await pool.request({ method: 'GET', path });
+      await res.body.text();
+      if (res.statusCode === 200) count++;
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, loop));
+  const seconds = (performance.now() - started) / 1000;
+  await pool.close();
+  return count / seconds;
+}
+
+async function livenessThroughput(): Promise<string> {
+  const bare = Fastify();
+  const body = '{"status":"ok","info":{},"error":{},"details":{}}';
+  bare.get('/health/live', (_req, reply) => {
+    void reply.header('content-type', 'application/json; charset=utf-8').send(body);
+  });
+  await bare.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = bare.server.address() as { port: number };
+  const app = await startBenchApp({ backends: [] });
+  const rows: (string | number)[][] = [];
+  const ratios: number[] = [];
+  try {
+    await requestsPerSecond(`http://127.0.0.1:${port}`, '/health/live', 500); // warm-up
+    await requestsPerSecond(app.url, '/health/live', 500);
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternating order, so neither side always runs on a warmer machine.
+      const first = r % 2 === 0;
+      const a = first ? await requestsPerSecond(`http://127.0.0.1:${port}`, '/health/live', ROUND_MS) : 0;
+      const ours = await requestsPerSecond(app.url, '/health/live', ROUND_MS);
+      const bareRps = first ? a : await requestsPerSecond(`http://127.0.0.1:${port}`, '/health/live', ROUND_MS);
+      const ready = await requestsPerSecond(app.url, '/health/ready', ROUND_MS);
+      ratios.push(ours / bareRps);
+      rows.push([r + 1, fixed(bareRps, 0), fixed(ours, 0), fixed(ours / bareRps, 2), fixed(ready / bareRps, 2)]);
+    }
+  } finally {
+    await app.close();
+    await bare.close();
+  }
+  return (
+    `### /health/live vs a bare Fastify route (${CONNECTIONS} connections, ${ROUND_MS / 1000} s rounds, interleaved)\n\n` +
+    table(
+      ['round', 'bare Fastify req/s', '/health/live req/s', 'live / bare', '/health/ready (Nest + terminus) / bare'],
+      rows,
+    ) +
+    `\n\nMedian live / bare: **${fixed(median(ratios), 2)}** (goal ≥ 0.9).`
+  );
+}
+
+async function livenessDuringImages(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-hardening-bench-'));
+  const path = writeTinyPipeline(join(dir, 'lcm'), { scheduler: 'lcm' });
+  const app = await startBenchApp({
+    backends: [{ name: 'img', type: 'onnx-image', models: [{ id: 'img', path, preload: true }] }],
+  });
+  const pings: number[] = [];
+  let done = false;
+  try {
+    const pinger = (async () => {
+      while (!done) {
+        const t = performance.now();
+        await (await fetch(`${app.url}/health/live`)).text();
+        pings.push(performance.now() - t);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    const started = performance.now();
+    await Promise.all(
+      [1, 2].map((seed) =>
+        fetch(`${app.url}/v1/images/generations`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'img', prompt: 'a fox', size: '1024x1024', steps: 2, seed }),
+        }).then((r) => r.text()),
+      ),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    done = true;
+    await pinger;
+    const sorted = [...pings].sort((a, b) => a - b);
+    return (
+      `### /health/live while two 1024² images generate (tiny LCM, 2 steps each)\n\n` +
+      table(
+        ['images wall s', 'pings', 'p50 ms', 'p99 ms', 'max ms'],
+        [
+          [
+            fixed(seconds, 2),
+            pings.length,
+            fixed(percentile(sorted, 50), 1),
+            fixed(percentile(sorted, 99), 1),
+            fixed(sorted.at(-1) ?? NaN, 1),
+          ],
+        ],
+      )
+    );
+  } finally {
+    done = true;
+    await app.close();
+  }
+}
+
+async function largeFuzz(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-fuzz-bench-'));
+  const path = writeTinyPipeline(join(dir, 'lcm'), { scheduler: 'lcm' });
+  const upstream = await startFakeOpenAi({ models: ['fuzz-chat'] });
+  const app = await startBenchApp({
+    limits: { image_queue: 2, image_max_work: 64 * 64 * 2 },
+    backends: [
+      { name: 'remote', type: 'openai', url: upstream.url, models: [{ id: 'fuzz-chat' }] },
+      { name: 'local-image', type: 'onnx-image', models: [{ id: 'tiny-lcm', path }] },
+    ],
+  });
+  try {
+    const report = await runFuzz(app.url, {
+      seed: 1616,
+      cases: 3000,
+      concurrency: 8,
+      slowMs: 10_000,
+      models: { chat: 'fuzz-chat', image: 'tiny-lcm' },
+    });
+    const lat = [...report.latenciesMs].sort((a, b) => a - b);
+    const live = [...report.liveLatenciesMs].sort((a, b) => a - b);
+    const statuses = Object.entries(report.statuses)
+      .map(([s, n]) => `${s}×${n}`)
+      .join(', ');
+    return (
+      `### Seeded fuzz, ${report.cases} cases (seed 1616, 8 in flight)\n\n` +
+      table(
+        ['failures', 'statuses', 'p50 ms', 'p99 ms', 'max ms', 'live pings', 'live p99 ms'],
+        [
+          [
+            report.failures.length,
+            statuses,
+            fixed(percentile(lat, 50), 1),
+            fixed(percentile(lat, 99), 1),
+            fixed(lat.at(-1) ?? NaN, 1),
+            report.livePings,
+            fixed(percentile(live, 99), 1),
+          ],
+        ],
+      ) +
+      (report.failures.length > 0
+        ? `\n\nFirst failures:\n\n${report.failures
+            .slice(0, 5)
+            .map((f) => `- ${f}`)
+            .join('\n')}`
+        : '')
+    );
+  } finally {
+    await app.close();
+    await upstream.close();
+  }
+}
+
+export async function runHardeningBench(): Promise<string> {
+  return ['## Hardening (issue 16)', await livenessThroughput(), await livenessDuringImages(), await largeFuzz()].join(
+    '\n\n',
+  );
+}
