@@ -5,14 +5,18 @@
 import { runEvictionBench } from './eviction.bench.js';
 import { runHardeningBench } from './hardening.bench.js';
 import { runImageBench } from './image.bench.js';
+import { runLlmParallelBench } from './llm-parallel.bench.js';
 import { runLlmBench } from './llm.bench.js';
 import { runRemoteBench } from './remote.bench.js';
+import { runStateBench } from './state.bench.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
   llm: runLlmBench,
+  'llm-parallel': runLlmParallelBench,
   image: runImageBench,
   eviction: runEvictionBench,
   remote: runRemoteBench,
+  state: runStateBench,
   hardening: runHardeningBench,
 };
 

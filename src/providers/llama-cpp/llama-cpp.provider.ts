@@ -21,10 +21,10 @@ import type {
   EmbeddingsResponse,
   Usage,
 } from '../openai-types.js';
-import { chatPrompt, checkTextLength, textPrompt } from './generation.js';
+import { chatPrompt, checkTextLength, type PreparedPrompt, textPrompt } from './generation.js';
 import type { LlamaRuntime } from './llama-runtime.js';
-import { errorText, handleMemory } from './model-loader.js';
-import { ModelSlots } from './model-slots.js';
+import { errorText, handleMemory, type LlamaHandle } from './model-loader.js';
+import { ModelSlots, type Prepared } from './model-slots.js';
 import {
   addUsage,
   chatChunker,
@@ -34,6 +34,7 @@ import {
   nowSeconds,
   promptList,
 } from './openai-shapes.js';
+import { refuseUnsupported, requestExtras } from './request-features.js';
 import { invalidRequest } from './sampling.js';
 
 export { directGenerate, type DirectGenerateOptions, type DirectGenerateResult } from './direct-generate.js';
@@ -106,6 +107,18 @@ export class LlamaCppProvider implements ModelProvider {
     return { active: queue.active, queued: queue.queued };
   }
 
+  /** The prompt and the model-built generation settings (grammar, token biases) of one request. */
+  private prepare(
+    modelId: string,
+    req: ChatCompletionRequest | CompletionRequest,
+    prompt: (h: LlamaHandle) => PreparedPrompt,
+  ): (h: LlamaHandle) => Promise<Prepared> {
+    return async (h) => {
+      const prepared = prompt(h);
+      return { prompt: prepared, extras: await requestExtras(await this.runtime.module(), h, modelId, req) };
+    };
+  }
+
   async observe(_signal: AbortSignal): Promise<Observation> {
     const models: ObservedModel[] = this.slots.all().map((slot) => {
       const h = slot.handle;
@@ -166,7 +179,13 @@ export class LlamaCppProvider implements ModelProvider {
     signal: AbortSignal,
   ): Promise<ChatCompletionResponse> {
     const slot = this.slots.slot(modelId);
-    const result = await this.slots.runPrompt(slot, signal, (h) => chatPrompt(h, modelId, req.messages), req, {});
+    refuseUnsupported(modelId, req);
+    const result = await this.slots.runPrompt(
+      slot,
+      signal,
+      this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages)),
+      req,
+    );
     return chatResponse(req.model || modelId, result);
   }
 
@@ -177,7 +196,9 @@ export class LlamaCppProvider implements ModelProvider {
   ): AsyncGenerator<ChatCompletionChunk> {
     const slot = this.slots.slot(modelId);
     const chunk = chatChunker(req.model || modelId);
-    for await (const event of this.slots.stream(slot, signal, (h) => chatPrompt(h, modelId, req.messages), req, {})) {
+    refuseUnsupported(modelId, req);
+    const prepare = this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages));
+    for await (const event of this.slots.stream(slot, signal, prepare, req)) {
       if (event.kind === 'start') yield chunk({ role: 'assistant', content: '' }, null);
       else if (event.kind === 'text') yield chunk({ content: event.text }, null);
       else yield chunk({}, event.result.finishReason, event.result.usage);
@@ -187,10 +208,12 @@ export class LlamaCppProvider implements ModelProvider {
   async completion(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse> {
     const slot = this.slots.slot(modelId);
     const prompts = promptList(req.prompt);
+    refuseUnsupported(modelId, req);
     const choices: CompletionResponse['choices'] = [];
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     for (const [index, prompt] of prompts.entries()) {
-      const result = await this.slots.runPrompt(slot, signal, (h) => textPrompt(h, modelId, prompt), req, {});
+      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt));
+      const result = await this.slots.runPrompt(slot, signal, prepare, req);
       choices.push({ index, text: result.text, finish_reason: result.finishReason, logprobs: null });
       addUsage(usage, result.usage);
     }
@@ -213,8 +236,11 @@ export class LlamaCppProvider implements ModelProvider {
     const id = completionId('cmpl');
     const created = nowSeconds();
     const model = req.model || modelId;
-    for (const [index, prompt] of promptList(req.prompt).entries()) {
-      for await (const event of this.slots.stream(slot, signal, (h) => textPrompt(h, modelId, prompt), req, {})) {
+    const prompts = promptList(req.prompt);
+    refuseUnsupported(modelId, req);
+    for (const [index, prompt] of prompts.entries()) {
+      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt));
+      for await (const event of this.slots.stream(slot, signal, prepare, req)) {
         if (event.kind === 'start') continue;
         yield {
           id,

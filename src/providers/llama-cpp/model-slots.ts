@@ -34,11 +34,18 @@ export interface ModelSlot {
 }
 
 /** A request holding its turn: the model, its own sequence and its prepared prompt. */
+/** What a request brings to its turn, built on the loaded model before it queues. */
+export interface Prepared {
+  prompt: PreparedPrompt;
+  extras: GenerationExtras;
+}
+
 export interface Turn {
   h: LlamaHandle;
   signal: AbortSignal;
   seq: PooledSequence;
   prompt: PreparedPrompt;
+  extras: GenerationExtras;
 }
 
 export class ModelSlots {
@@ -124,14 +131,14 @@ export class ModelSlots {
   async run<T>(
     slot: ModelSlot,
     signal: AbortSignal,
-    prepare: (h: LlamaHandle) => PreparedPrompt,
+    prepare: (h: LlamaHandle) => Prepared | Promise<Prepared>,
     task: (turn: Turn) => Promise<T>,
   ): Promise<T> {
     try {
-      const prompt = prepare(await this.acquire(slot, signal));
+      const { prompt, extras } = await prepare(await this.acquire(slot, signal));
       return await this.admit(slot, signal, (h, s) => {
         const seq = h.pool.take(prompt.evaluated).member;
-        return h.pool.use(seq, () => task({ h, signal: s, seq, prompt }));
+        return h.pool.use(seq, () => task({ h, signal: s, seq, prompt, extras }));
       });
     } catch (err) {
       throw this.requestError(slot.config.id, err, signal);
@@ -167,12 +174,11 @@ export class ModelSlots {
   runPrompt(
     slot: ModelSlot,
     signal: AbortSignal,
-    prepare: (h: LlamaHandle) => PreparedPrompt,
+    prepare: (h: LlamaHandle) => Prepared | Promise<Prepared>,
     req: SamplingParams,
-    extras: GenerationExtras,
   ): Promise<GenerationResult> {
     return this.run(slot, signal, prepare, (t) =>
-      generate(t.h, t.seq, slot.config.id, t.prompt, req, extras, t.signal),
+      generate(t.h, t.seq, slot.config.id, t.prompt, req, t.extras, t.signal),
     );
   }
 
@@ -202,9 +208,8 @@ export class ModelSlots {
   async *stream(
     slot: ModelSlot,
     signal: AbortSignal,
-    prepare: (h: LlamaHandle) => PreparedPrompt,
+    prepare: (h: LlamaHandle) => Prepared | Promise<Prepared>,
     req: SamplingParams,
-    extras: GenerationExtras,
   ): AsyncGenerator<GenerationEvent> {
     const modelId = slot.config.id;
     const local = new AbortController();
@@ -213,15 +218,15 @@ export class ModelSlots {
     const done = this.run(
       slot,
       combined,
-      (h) => {
-        const prompt = prepare(h);
+      async (h) => {
+        const prepared = await prepare(h);
         // Sampling fields are judged before queueing too, so a bad request never waits for a turn.
-        generationOptions(modelId, req, prompt.promptTokens, h.contextSize, extras);
-        return prompt;
+        generationOptions(modelId, req, prepared.prompt.promptTokens, h.contextSize, prepared.extras);
+        return prepared;
       },
       async (t) => {
         channel.push({ kind: 'start' });
-        const result = await generate(t.h, t.seq, modelId, t.prompt, req, extras, t.signal, (text) => {
+        const result = await generate(t.h, t.seq, modelId, t.prompt, req, t.extras, t.signal, (text) => {
           if (text) channel.push({ kind: 'text', text });
         });
         if (!t.signal.aborted) channel.push({ kind: 'end', result });

@@ -2,7 +2,7 @@
  * OpenAI sampling fields → node-llama-cpp generation options, shared by the provider and
  * `directGenerate` so a benchmark compares the HTTP path with exactly the same settings.
  */
-import type { LlamaCompletionGenerationOptions, LlamaGrammar } from 'node-llama-cpp';
+import type { LlamaCompletionGenerationOptions, LlamaGrammar, TokenBias } from 'node-llama-cpp';
 import { AppError } from '../../common/errors.js';
 import type { SamplingParams } from '../openai-types.js';
 
@@ -29,10 +29,14 @@ export class ContextLengthExceededError extends AppError {
   }
 }
 
-/** Generation settings that need the loaded model to build (a grammar from a JSON schema). */
+/** Generation settings that need the loaded model to build (a grammar from a JSON schema, token biases). */
 export interface GenerationExtras {
   grammar?: LlamaGrammar;
+  tokenBias?: TokenBias;
 }
+
+/** Tokens looked back at by the repetition penalties (llama-server's `repeat_last_n` default). */
+export const PENALTY_LAST_TOKENS = 64;
 
 export function invalidRequest(message: string, param: string | null): AppError {
   return new AppError(400, 'invalid_request', message, {}, 'invalid_request_error', param);
@@ -58,9 +62,11 @@ export function generationOptions(
 ): LlamaCompletionGenerationOptions & { maxTokens: number } {
   const room = contextSize - promptTokens;
   if (room < 1) throw new ContextLengthExceededError(model, promptTokens, contextSize);
-  const requested = req.max_tokens ?? DEFAULT_MAX_TOKENS;
+  // max_completion_tokens is OpenAI's newer name for the same limit; it wins when both are sent.
+  const requested = req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_MAX_TOKENS;
   if (!Number.isInteger(requested) || requested < 1) {
-    throw invalidRequest('max_tokens must be a positive integer', 'max_tokens');
+    const field = req.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw invalidRequest(`${field} must be a positive integer`, field);
   }
   const temperature = req.temperature ?? DEFAULT_TEMPERATURE;
   if (!(temperature >= 0)) throw invalidRequest('temperature must be >= 0', 'temperature');
@@ -72,11 +78,33 @@ export function generationOptions(
     temperature,
     ...(req.top_p !== undefined ? { topP: req.top_p } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
-    // OpenAI semantics: no repetition penalty unless asked for (node-llama-cpp enables one by default).
-    repeatPenalty: false,
+    ...(req.top_k !== undefined ? { topK: req.top_k } : {}),
+    ...(req.min_p !== undefined ? { minP: req.min_p } : {}),
+    repeatPenalty: repeatPenalty(req),
     // The prompt is checked to fit above; shifting would silently drop the start of the conversation.
     disableContextShift: true,
     contextShiftSize: 1,
     ...(extras.grammar ? { grammar: extras.grammar } : {}),
+    ...(extras.tokenBias ? { tokenBias: extras.tokenBias } : {}),
+  };
+}
+
+/**
+ * OpenAI semantics: no penalty unless asked for (node-llama-cpp enables one by default).
+ * repeat_penalty is llama.cpp's multiplicative penalty (1 = off); presence and frequency are
+ * OpenAI's additive ones; all look at the last PENALTY_LAST_TOKENS tokens, as llama-server does.
+ */
+function repeatPenalty(req: SamplingParams): LlamaCompletionGenerationOptions['repeatPenalty'] {
+  const penalty = req.repeat_penalty;
+  const presence = req.presence_penalty;
+  const frequency = req.frequency_penalty;
+  if (penalty === undefined && !presence && !frequency) return false;
+  if (penalty !== undefined && !(penalty >= 0)) throw invalidRequest('repeat_penalty must be >= 0', 'repeat_penalty');
+  return {
+    lastTokens: PENALTY_LAST_TOKENS,
+    penalty: penalty ?? 1,
+    ...(presence ? { presencePenalty: presence } : {}),
+    ...(frequency ? { frequencyPenalty: frequency } : {}),
+    penalizeNewLine: true,
   };
 }
