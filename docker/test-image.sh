@@ -189,13 +189,18 @@ check "OCI labels (source, version, licenses)" grep -q 'org.opencontainers.image
 check "declares the /app/data volume" grep -q '/app/data' <<<"$(inspect '{{json .Config.Volumes}}')"
 # What the Dockerfile itself puts in the image must not carry the test base's proxy CA or a token.
 check "no CA override or token baked in by the Dockerfile" bash -c '! grep -Eiq "NODE_EXTRA_CA_CERTS|TOKEN=|API_KEY=" docker/Dockerfile'
-leftovers=$("${PODMAN[@]}" run --rm --entrypoint sh "$IMAGE" -c \
-  'cd /app && ls -d dist/test node_modules/typescript node_modules/node-llama-cpp/llama/gitRelease.bundle \
+in_image() { # a throwaway container of the image running a shell command; "ran=<status>" shows it ran at all
+  "${PODMAN[@]}" run --rm --no-healthcheck "${ULIMITS[@]}" --entrypoint sh "$IMAGE" -c "$1; echo ran=\$?" 2>"$LOGS/in-image.log"
+}
+leftovers=$(in_image 'cd /app && ls -d dist/test node_modules/typescript node_modules/node-llama-cpp/llama/gitRelease.bundle \
      node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 \
      node_modules/@node-llama-cpp/*cuda* node_modules/@node-llama-cpp/*vulkan* 2>/dev/null; true')
-check "no dist/test, TypeScript, llama.cpp source bundle, other-platform or GPU runtimes${leftovers:+ (found: $leftovers)}" [ -z "$leftovers" ]
-check "keeps the CPU runtimes for its own arch" "${PODMAN[@]}" run --rm --entrypoint sh "$IMAGE" -c \
-  'a=$(node -p process.arch); ls -d /app/node_modules/@node-llama-cpp/linux-$a /app/node_modules/onnxruntime-node/bin/napi-v*/linux/$a >/dev/null'
+check "no dist/test, TypeScript, llama.cpp source bundle, other-platform or GPU runtimes (${leftovers//$'\n'/ })" \
+  [ "$leftovers" = ran=0 ]
+runtimes=$(in_image 'a=$(node -p process.arch); ls -d /app/node_modules/@node-llama-cpp/linux-$a /app/node_modules/onnxruntime-node/bin/napi-v*/linux/$a >/dev/null')
+check "keeps the CPU runtimes for its own arch" [ "$runtimes" = ran=0 ]
+nm_mb=$(in_image 'du -sm /app/node_modules | cut -f1' | head -1)
+timings+=("node_modules_mb=$nm_mb")
 
 # ---------------------------------------------------------------------------------------------
 # 5. Run it: read-only root filesystem, a named data volume, published on loopback only.
@@ -204,8 +209,9 @@ url="http://127.0.0.1:${port}"
 "${PODMAN[@]}" volume create "$VOLUME" >/dev/null
 start_ms=$(now_ms)
 if ! "${PODMAN[@]}" run -d --name "$CONTAINER" --read-only -v "$VOLUME:/app/data" -p "127.0.0.1:${port}:8080" \
-  "${ULIMITS[@]}" -e MODELPLANE_ADMIN_TOKEN=container-test-token "$IMAGE" >/dev/null; then
-  fail "podman run"
+  "${ULIMITS[@]}" -e MODELPLANE_ADMIN_TOKEN=container-test-token "$IMAGE" >/dev/null 2>"$LOGS/run.log"; then
+  # (run.log also collects podman's complaint that it cannot reach systemd for healthcheck timers.)
+  fail "podman run: $(grep -v systemd "$LOGS/run.log")"
   write_results ""
   exit 1
 fi
@@ -251,7 +257,7 @@ check "HEALTHCHECK runs healthy" "${PODMAN[@]}" healthcheck run "$CONTAINER"
 # ---------------------------------------------------------------------------------------------
 # 6. SIGTERM: podman stop sends STOPSIGNAL, then SIGKILL after -t; a clean drain exits 0 well before.
 start_ms=$(now_ms)
-"${PODMAN[@]}" stop -t $((DRAIN_BOUND_S + 5)) "$CONTAINER" >/dev/null
+"${PODMAN[@]}" stop -t $((DRAIN_BOUND_S + 5)) "$CONTAINER" >/dev/null 2>>"$LOGS/run.log"
 stop_ms=$(($(now_ms) - start_ms))
 timings+=("stop_ms=$stop_ms")
 exit_code=$("${PODMAN[@]}" inspect -f '{{.State.ExitCode}}' "$CONTAINER")
