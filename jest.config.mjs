@@ -10,6 +10,10 @@ export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
+    // Against a real llama.cpp llama-server: only where the binary is provided (.ci/run sets the variable).
+    ...(process.env.LLAMA_SERVER_BIN
+      ? [{ ...common, displayName: 'peers', testMatch: ['<rootDir>/test/peers/**/*.peer-spec.ts'] }]
+      : []),
   ],
   maxWorkers: 2,
   // Global: jest ignores testTimeout inside `projects`. Model loads and real sockets on a busy 2-core CI box.

@@ -72,7 +72,7 @@ export class RemoteHttpClient {
     this.baseUrl = backend.url.replace(/\/+$/, '');
     // A short keep-alive: probes every second or two reuse the connection, idle ones are dropped quickly.
     this.agent = new Agent({ keepAliveTimeout: 4_000, connect: { timeout: backend.requestTimeoutMs } });
-    this.headers = { accept: 'application/json' };
+    this.headers = { accept: 'application/json', ...backend.headers };
     if (backend.apiKey) this.headers.authorization = `Bearer ${backend.apiKey}`;
   }
 

@@ -17,7 +17,7 @@ import type { ObservedState, ProviderCapabilities, UnloadResult } from '../model
 import { isRecord, parseJson, upstreamMessage } from './http-client.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 import { ProbeAnsweredError, type ProbeSnapshot, type UpstreamModelState } from './remote-provider.js';
-import { upstreamHttpError } from './upstream-errors.js';
+import { UpstreamRejectedError, upstreamHttpError } from './upstream-errors.js';
 
 interface RouterModel {
   id: string;
@@ -92,6 +92,10 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
       defaultState: 'loading',
       observedVia: 'GET /props (503 Loading model)',
     };
+  }
+
+  protected override needsLoad(err: unknown): boolean {
+    return this.routerMode && err instanceof UpstreamRejectedError && /model is not loaded/i.test(err.message);
   }
 
   async load(modelId: string, signal?: AbortSignal): Promise<void> {

@@ -24,10 +24,8 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     signal: AbortSignal,
   ): Promise<ChatCompletionResponse> {
     const body = this.wire(modelId, req, false);
-    return this.renamed(
-      modelId,
-      await this.http.json<ChatCompletionResponse>('POST', '/v1/chat/completions', body, signal),
-    );
+    const call = () => this.http.json<ChatCompletionResponse>('POST', '/v1/chat/completions', body, signal);
+    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
   }
 
   async *chatCompletionStream(
@@ -36,14 +34,16 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     signal: AbortSignal,
   ): AsyncGenerator<ChatCompletionChunk> {
     const body = this.wire(modelId, req, true);
-    for await (const chunk of this.http.sse('/v1/chat/completions', body, signal)) {
+    const open = () => this.http.sse('/v1/chat/completions', body, signal);
+    for await (const chunk of this.streamLoadingOnDemand(modelId, signal, open)) {
       yield this.renamed(modelId, chunk as ChatCompletionChunk);
     }
   }
 
   async completion(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse> {
     const body = this.wire(modelId, req, false);
-    return this.renamed(modelId, await this.http.json<CompletionResponse>('POST', '/v1/completions', body, signal));
+    const call = () => this.http.json<CompletionResponse>('POST', '/v1/completions', body, signal);
+    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
   }
 
   async *completionStream(
@@ -52,14 +52,56 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     signal: AbortSignal,
   ): AsyncGenerator<CompletionChunk> {
     const body = this.wire(modelId, req, true);
-    for await (const chunk of this.http.sse('/v1/completions', body, signal)) {
+    const open = () => this.http.sse('/v1/completions', body, signal);
+    for await (const chunk of this.streamLoadingOnDemand(modelId, signal, open)) {
       yield this.renamed(modelId, chunk as CompletionChunk);
     }
   }
 
   async embeddings(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse> {
     const body = { ...req, model: this.upstreamOf(modelId) };
-    return this.renamed(modelId, await this.http.json<EmbeddingsResponse>('POST', '/v1/embeddings', body, signal));
+    const call = () => this.http.json<EmbeddingsResponse>('POST', '/v1/embeddings', body, signal);
+    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
+  }
+
+  /**
+   * Whether a refusal means "load it first" (llama-server router with --no-models-autoload answers
+   * 400 "model is not loaded"). Servers that load on demand by themselves never say so.
+   */
+  protected needsLoad(_err: unknown): boolean {
+    return false;
+  }
+
+  /** Runs `call`; if the server says the model must be loaded first, loads it (bounded) and runs it once more. */
+  private async loadingOnDemand<T>(modelId: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (!this.needsLoad(err)) throw err;
+      await this.load(modelId, signal);
+      return call();
+    }
+  }
+
+  /** The same for a stream: the refusal comes before its first chunk, so nothing was sent yet. */
+  private async *streamLoadingOnDemand(
+    modelId: string,
+    signal: AbortSignal,
+    open: () => AsyncGenerator<unknown>,
+  ): AsyncGenerator<unknown> {
+    let stream = open();
+    let first: IteratorResult<unknown>;
+    try {
+      first = await stream.next();
+    } catch (err) {
+      if (!this.needsLoad(err)) throw err;
+      await this.load(modelId, signal);
+      stream = open();
+      first = await stream.next();
+    }
+    if (first.done) return;
+    yield first.value;
+    yield* stream;
   }
 
   /**

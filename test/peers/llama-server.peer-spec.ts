@@ -1,0 +1,239 @@
+/**
+ * modelplane against a real llama.cpp `llama-server` (LLAMA_SERVER_BIN): each case is one place where
+ * the fakes and the real server used to disagree. Background probes are off (a long interval): the
+ * test drives probes with probeNow, the way the interval would, so nothing depends on timer speed.
+ */
+import { ProbeService } from '../../src/models/probe.service.js';
+import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { type Peer, type PeerModels, peerModels, startLlamaServer, until } from './support/llama-server-peer.js';
+
+const NO_BACKGROUND_PROBES = { probe_interval_ms: 3_600_000, probe_cache_ms: 0 };
+const hi = [{ role: 'user', content: 'hi' }];
+
+let models: PeerModels;
+const peers: Peer[] = [];
+const apps: RunningApp[] = [];
+
+async function server(args: string[], opts?: Parameters<typeof startLlamaServer>[1]): Promise<Peer> {
+  const peer = await startLlamaServer(args, opts);
+  peers.push(peer);
+  return peer;
+}
+
+async function app(peer: Peer, backend: Record<string, unknown> = {}): Promise<RunningApp> {
+  const running = await startApp({
+    backends: [{ name: 'peer', type: 'llama-server', url: peer.url, ...NO_BACKGROUND_PROBES, ...backend }],
+  });
+  apps.push(running);
+  // What the background observer does on its first round: learn the server's catalog and mode.
+  await running.app.get(ProbeService).probeNow('peer');
+  return running;
+}
+
+const probe = (running: RunningApp): Promise<void> => running.app.get(ProbeService).probeNow('peer');
+const chat = (running: RunningApp, body: Record<string, unknown>) =>
+  postJson(`${running.url}/v1/chat/completions`, { messages: hi, max_tokens: 4, ...body });
+const loadedIds = async (running: RunningApp): Promise<string[]> =>
+  ((await getJson(`${running.url}/api/models/loaded`)).body.loaded as { name: string }[]).map((m) => m.name);
+
+beforeAll(async () => {
+  models = await peerModels();
+});
+
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+  await Promise.all(peers.splice(0).map((p) => p.stop('SIGKILL')));
+});
+
+describe('real llama-server, single-model mode', () => {
+  it('1+2: a restart into loading is "loading model" at once, and the first chat after it is healthy is admitted', async () => {
+    const first = await server(['-m', models.chat]);
+    const running = await app(first, { models: [{ id: 'tiny-chat.gguf' }] });
+    expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
+
+    await first.stop('SIGKILL');
+    // A huge context makes the real load last long enough (KV cache allocation) to be seen from outside.
+    const restarted = await server(['-m', models.chat, '-c', '262144'], { port: first.port, waitFor: 'answering' });
+    const during = await chat(running, { model: 'tiny-chat.gguf' });
+    const health = await getJson(`${restarted.url}/health`);
+    if (health.status === 503) {
+      // Still loading when we looked: our answer was 503 backend_unavailable, and the probe says why.
+      expect(during).toMatchObject({ status: 503, body: { error: { code: 'backend_unavailable' } } });
+      expect(during.headers.get('retry-after')).toBeTruthy();
+      await probe(running);
+      const state = (await getJson(`${running.url}/health`)).body;
+      expect(JSON.stringify(state)).toContain('loading model');
+    }
+    await until(async () => (await getJson(`${restarted.url}/health`)).status === 200, 'the restarted server');
+    // No probe in between: the request itself looks again before refusing.
+    expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
+  });
+
+  it('2: a dead server answers 503 backend_unavailable with Retry-After, not 502', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer);
+    expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
+    await peer.stop('SIGKILL');
+    const res = await chat(running, { model: 'tiny-chat.gguf' });
+    expect(res).toMatchObject({ status: 503, body: { error: { code: 'backend_unavailable' } } });
+    expect(res.headers.get('retry-after')).toBeTruthy();
+    expect(res.body.error.message).toContain('connection refused');
+  });
+
+  it('3: OpenAI fields reach the server: logit_bias, logprobs, response_format (an invalid schema is its 400)', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer);
+    const base = { model: 'tiny-chat.gguf', temperature: 0, max_tokens: 6 };
+    const direct = async (body: Record<string, unknown>) =>
+      postJson(`${peer.url}/v1/chat/completions`, { messages: hi, ...base, ...body });
+    const ours = async (body: Record<string, unknown>) => chat(running, { ...base, ...body });
+
+    const biased = { logit_bias: { '70': 100 } };
+    const viaUs = await ours(biased);
+    expect(viaUs.status).toBe(200);
+    expect(viaUs.body.choices[0].message.content).toBe((await direct(biased)).body.choices[0].message.content);
+    expect(viaUs.body.choices[0].message.content).not.toBe((await ours({})).body.choices[0].message.content);
+
+    const probs = await ours({ logprobs: true, top_logprobs: 2 });
+    expect(probs.body.choices[0].logprobs.content[0].top_logprobs).toHaveLength(2);
+
+    const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+    const json = await ours({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } });
+    expect(json.status).toBe(200);
+    // The grammar allows a ```json fence before the object: what counts is that it constrained the answer.
+    expect(json.body.choices[0].message.content).toMatch(/^\s*(```(json?)?\s*)?\{?/);
+    expect(json.body.choices[0].message.content).toBe(
+      (await direct({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } })).body.choices[0]
+        .message.content,
+    );
+    expect(json.body.choices[0].message.content).not.toBe((await ours({})).body.choices[0].message.content);
+
+    const bad = await ours({ response_format: { type: 'json_schema', json_schema: { schema: { type: 'bogus' } } } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('JSON schema');
+
+    // A field we do not model at all still reaches the server (llama.cpp's `n_probs`).
+    const vendor = await ours({ n_probs: 1 });
+    expect(vendor.body.choices[0].logprobs).toBeTruthy();
+  });
+
+  it('4: a prompt over the context is 400 context_length_exceeded, streamed or not', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer);
+    const long = [{ role: 'user', content: 'hello world '.repeat(400) }];
+    const plain = await chat(running, { model: 'tiny-chat.gguf', messages: long });
+    expect(plain).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded', n_ctx: 512 } } });
+    const streamed = await chat(running, { model: 'tiny-chat.gguf', messages: long, stream: true });
+    expect(streamed).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded' } } });
+  });
+
+  it('5b: a server asleep (--sleep-idle-seconds) has freed its model: not loaded; a chat wakes it', async () => {
+    const peer = await server(['-m', models.chat, '--sleep-idle-seconds', '1']);
+    const running = await app(peer);
+    await until(async () => (await getJson(`${peer.url}/props`)).body.is_sleeping === true, 'the server to sleep');
+    await probe(running);
+    expect(await loadedIds(running)).not.toContain('tiny-chat.gguf');
+    expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
+    await probe(running);
+    expect(await loadedIds(running)).toContain('tiny-chat.gguf');
+  });
+
+  it('7: a stream whose server stops answering is cut with an error event once probes mark it unavailable', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer, { failure_threshold: 1, probe_timeout_ms: 300, stream_idle_timeout_ms: 600_000 });
+    const res = await fetch(`${running.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny-chat.gguf',
+        messages: hi,
+        stream: true,
+        max_tokens: 100_000,
+        ignore_eos: true,
+      }),
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    // Hung, like a server stuck in its own shutdown: the socket stays open, nothing more comes.
+    peer.process.kill('SIGSTOP');
+    try {
+      await probe(running);
+      let text = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += Buffer.from(value).toString();
+      }
+      expect(text).toContain('backend_unavailable');
+      expect(text).not.toContain('[DONE]');
+    } finally {
+      peer.process.kill('SIGCONT');
+    }
+  });
+
+  it('5a: a configured id without upstream on a single-model server is one model, not two', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer, { models: [{ id: 'my-chat' }] });
+    await probe(running);
+    const catalog = (await getJson(`${running.url}/v1/models`)).body.data.map((m: { id: string }) => m.id);
+    expect(catalog).toEqual(['my-chat']);
+    expect((await chat(running, { model: 'my-chat' })).status).toBe(200);
+  });
+
+  it('5c: GET /health per-model summary says loaded for what the server has loaded', async () => {
+    const peer = await server(['-m', models.chat]);
+    const running = await app(peer);
+    await probe(running);
+    const health = (await getJson(`${running.url}/health`)).body;
+    expect(JSON.stringify(health)).toMatch(/"tiny-chat\.gguf"[^}]*"state":"loaded"/);
+  });
+});
+
+describe('real llama-server, router mode', () => {
+  it('5d: an empty router is a router: a configured model is not loaded, and a chat to it is the server’s 400', async () => {
+    const peer = await server(['--models-dir', models.emptyDir]);
+    const running = await app(peer, { models: [{ id: 'ghost' }] });
+    await probe(running);
+    expect(await loadedIds(running)).not.toContain('ghost');
+    const res = await chat(running, { model: 'ghost' });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain("'ghost' not found");
+  });
+
+  it('6+8: --no-models-autoload: a chat (streamed too) lazy-loads through /models/load; admin unload returns once unloaded', async () => {
+    const peer = await server(['--models-dir', models.routerDir, '--no-models-autoload']);
+    const running = await app(peer);
+    await probe(running);
+    expect((await chat(running, { model: 'tiny-chat' })).status).toBe(200);
+    const status = async (): Promise<string> =>
+      String(
+        ((await getJson(`${peer.url}/models`)).body.data as { id: string; status: { value: string } }[]).find(
+          (m) => m.id === 'tiny-chat',
+        )?.status.value,
+      );
+    expect(await status()).toBe('loaded');
+    expect((await postJson(`${running.url}/api/models/tiny-chat/unload`, {})).status).toBe(200);
+    const streamed = await fetch(`${running.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-chat', messages: hi, max_tokens: 3, stream: true }),
+    });
+    expect(streamed.status).toBe(200);
+    expect(await streamed.text()).toContain('[DONE]');
+    expect((await postJson(`${running.url}/api/models/tiny-chat/unload`, {})).status).toBe(200);
+    expect(await status()).toBe('unloaded');
+  });
+
+  it('8: a model whose load fails is model_load_failed with the exit code, and shows as failed', async () => {
+    const peer = await server(['--models-dir', models.routerDir, '--no-models-autoload']);
+    const running = await app(peer);
+    await probe(running);
+    const res = await chat(running, { model: 'broken' });
+    expect(res).toMatchObject({ status: 500, body: { error: { code: 'model_load_failed' } } });
+    expect(res.body.error.message).toMatch(/exited with code \d+/);
+    await probe(running);
+    const listed = (await getJson(`${running.url}/api/models`)).body;
+    expect(JSON.stringify(listed)).toMatch(/"broken"[^}]*"failed"/);
+  });
+});
