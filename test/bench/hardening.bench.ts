@@ -15,8 +15,8 @@ import { startBenchApp } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';
 
 const CONNECTIONS = 50;
-const ROUND_MS = 3000;
-const ROUNDS = 3;
+const ROUND_MS = 1000;
+const ROUNDS = 9;
 
 /** Requests/s over `ms` with CONNECTIONS keep-alive connections each sending back-to-back. */
 async function requestsPerSecond(url: string, path: string, ms: number): Promise<number> {

@@ -22,13 +22,8 @@ import {
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
-import {
-  DiffusionPipeline,
-  emptyTimings,
-  pipelineFileBytes,
-  releaseSession,
-  type ImageGenerationTimings,
-} from './pipeline.js';
+import { emptyTimings, pipelineFileBytes, releaseSession, type ImageGenerationTimings } from './pipeline.js';
+import { openPipeline, type ImagePipeline } from './pipeline-host.js';
 import { SerialQueue } from './serial-queue.js';
 import { identityModelBytes } from './tiny-pipeline.js';
 
@@ -41,9 +36,9 @@ interface ModelSlot {
   config: ModelConfig;
   /** Absolute folder, or null when the config gave none (load then fails with the reason). */
   path: string | null;
-  handle: DiffusionPipeline | null;
+  handle: ImagePipeline | null;
   /** The one load in flight; concurrent callers await this same promise. */
-  loading: Promise<DiffusionPipeline> | null;
+  loading: Promise<ImagePipeline> | null;
   loadedAtEpochMs: number | null;
   sizeBytes: number | null;
   /** Runs (and unloads) one at a time: ORT sessions of one model share the intra-op thread pool. */
@@ -134,6 +129,7 @@ export class OnnxImageProvider implements ModelProvider {
         details: handle
           ? {
               ...handle.info,
+              thread: handle.thread,
               loaded_at: slot.loadedAtEpochMs ? new Date(slot.loadedAtEpochMs).toISOString() : null,
               queued_runs: slot.queue.size,
             }
@@ -161,7 +157,9 @@ export class OnnxImageProvider implements ModelProvider {
       // Cleared before releasing, so the model reads as unloaded even if a release throws.
       slot.handle = null;
       slot.loadedAtEpochMs = null;
-      await this.releaseAll(modelId, handle.allSessions());
+      await handle
+        .release()
+        .catch((err: unknown) => this.logger.warn(`releasing the sessions of '${modelId}' failed: ${errorText(err)}`));
       return { wasLoaded: true, expectedFreedBytes };
     });
   }
@@ -260,7 +258,7 @@ export class OnnxImageProvider implements ModelProvider {
     };
   }
 
-  private async ensureLoaded(slot: ModelSlot, signal?: AbortSignal): Promise<DiffusionPipeline> {
+  private async ensureLoaded(slot: ModelSlot, signal?: AbortSignal): Promise<ImagePipeline> {
     if (slot.handle) return slot.handle;
     if (!slot.loading) {
       const loading = this.startLoad(slot);
@@ -274,44 +272,31 @@ export class OnnxImageProvider implements ModelProvider {
     return abandonOnAbort(slot.loading, signal);
   }
 
-  private clearLoading(slot: ModelSlot, loading: Promise<DiffusionPipeline>): void {
+  private clearLoading(slot: ModelSlot, loading: Promise<ImagePipeline>): void {
     if (slot.loading === loading) slot.loading = null;
   }
 
-  private async startLoad(slot: ModelSlot): Promise<DiffusionPipeline> {
+  private async startLoad(slot: ModelSlot): Promise<ImagePipeline> {
     const id = slot.config.id;
     const started = performance.now();
     try {
       if (!slot.path) throw new Error('no model folder configured (path)');
-      let ort: Ort;
-      try {
-        ort = await this.runtime();
-      } catch (err) {
-        throw new Error(`onnxruntime-node unavailable: ${errorText(err)}`);
-      }
-      const pipeline = await DiffusionPipeline.load(ort, slot.path, { sessionOptions: this.sessionOptions() });
+      const runtime = (): Promise<Ort> =>
+        this.runtime().catch((err: unknown) => {
+          throw new Error(`onnxruntime-node unavailable: ${errorText(err)}`);
+        });
+      const pipeline = await openPipeline(runtime, slot.path, this.sessionOptions());
       slot.sizeBytes = pipelineFileBytes(slot.path);
       slot.handle = pipeline;
       slot.loadedAtEpochMs = Date.now();
       this.logger.log(
-        `loaded '${id}' (${pipeline.info.scheduler}, ${pipeline.info.timestepType} timestep) in ` +
+        `loaded '${id}' (${pipeline.info.scheduler}, ${pipeline.info.timestepType} timestep, ${pipeline.thread} thread) in ` +
           `${((performance.now() - started) / 1000).toFixed(2)} s`,
       );
       return pipeline;
     } catch (err) {
       this.logger.warn(`loading '${id}' failed: ${errorText(err)}`);
       throw new ModelLoadFailedError(id, errorText(err));
-    }
-  }
-
-  /** Releases each session on its own so one failure does not leak the others. */
-  private async releaseAll(modelId: string, sessions: OrtSession[]): Promise<void> {
-    for (const session of sessions) {
-      try {
-        await releaseSession(session);
-      } catch (err) {
-        this.logger.warn(`releasing a session of '${modelId}' failed: ${errorText(err)}`);
-      }
     }
   }
 }

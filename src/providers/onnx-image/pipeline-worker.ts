@@ -1,0 +1,71 @@
+/**
+ * Worker-thread host of one DiffusionPipeline. onnxruntime-node's `session.run` is synchronous on the calling
+ * thread (its promise only defers the call with setImmediate), so on the main thread a 1024² UNet step froze
+ * the event loop and /health/live with it. Messages: load → generate* → release. An abort is read between
+ * steps, when the pipeline awaits.
+ */
+import { parentPort } from 'node:worker_threads';
+import {
+  DiffusionPipeline,
+  emptyTimings,
+  releaseSession,
+  type GenerationParams,
+  type LoadOptions,
+} from './pipeline.js';
+
+export type WorkerRequest =
+  | { type: 'load'; id: number; root: string; sessionOptions: LoadOptions['sessionOptions'] }
+  | { type: 'generate'; id: number; params: GenerationParams }
+  | { type: 'abort'; id: number; target: number }
+  | { type: 'release'; id: number };
+
+export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string };
+
+let pipeline: DiffusionPipeline | null = null;
+const running = new Map<number, AbortController>();
+
+async function handle(msg: WorkerRequest): Promise<unknown> {
+  switch (msg.type) {
+    case 'load': {
+      const ort = await import('onnxruntime-node');
+      pipeline = await DiffusionPipeline.load(ort, msg.root, { sessionOptions: msg.sessionOptions });
+      return pipeline.info;
+    }
+    case 'generate': {
+      if (!pipeline) throw new Error('no pipeline loaded in this worker');
+      const controller = new AbortController();
+      running.set(msg.id, controller);
+      try {
+        const timings = emptyTimings();
+        const images = await pipeline.generate(msg.params, controller.signal, timings);
+        return { images, timings };
+      } finally {
+        running.delete(msg.id);
+      }
+    }
+    case 'abort':
+      running.get(msg.target)?.abort(new Error('aborted'));
+      return null;
+    case 'release': {
+      const sessions = pipeline?.allSessions() ?? [];
+      pipeline = null;
+      const results = await Promise.allSettled(sessions.map((s) => releaseSession(s)));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed).reason;
+      return null;
+    }
+  }
+}
+
+parentPort?.on('message', (msg: WorkerRequest) => {
+  handle(msg).then(
+    (value) => {
+      const reply: WorkerReply = { id: msg.id, ok: true, value };
+      parentPort?.postMessage(reply);
+    },
+    (err: unknown) => {
+      const reply: WorkerReply = { id: msg.id, ok: false, message: err instanceof Error ? err.message : String(err) };
+      parentPort?.postMessage(reply);
+    },
+  );
+});

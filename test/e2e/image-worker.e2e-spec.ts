@@ -1,0 +1,88 @@
+/**
+ * The built server (as `npm start` runs it) generates images on a worker thread, so ONNX runs never block the
+ * event loop; unloading ends the worker. Timing (liveness p99 while 1024² images generate) is in
+ * `npm run bench hardening`; here: the worker path works end to end and says where it runs.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closedPortUrl } from '../support/fakes/pathological.js';
+import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
+
+const MAIN = join(process.cwd(), 'dist', 'src', 'main.js');
+const PNG_SIGNATURE = '89504e470d0a1a0a';
+
+describe('image generation on a worker thread (built server)', () => {
+  beforeAll(async () => {
+    await ensureImageTestModels();
+    try {
+      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'pipe' });
+    } catch (err) {
+      // Type errors elsewhere in a shared tree still emit JavaScript; only a missing entry point is fatal here.
+      if (!existsSync(MAIN)) throw err;
+    }
+  }, 180_000);
+
+  it('serves concurrent images from a worker, liveness answering, and unload ends it', async () => {
+    const base = await closedPortUrl();
+    const port = Number(new URL(base).port);
+    const dir = mkdtempSync(join(tmpdir(), 'mp-image-worker-'));
+    const file = join(dir, 'modelplane.yaml');
+    writeFileSync(
+      file,
+      `server: { host: 127.0.0.1, port: ${port} }\n` +
+        `backends:\n  - { name: img, type: onnx-image, models: [{ id: tiny-lcm, path: "${TINY_LCM_DIR}" }] }\n`,
+    );
+    const child = spawn(process.execPath, [MAIN, '--config', file], { env: { ...process.env, NODE_OPTIONS: '' } });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      for (let i = 0; i < 300 && !output.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+      let live = 0;
+      let stop = false;
+      const pinger = (async () => {
+        while (!stop) {
+          if ((await fetch(`${base}/health/live`)).status === 200) live++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const results = await Promise.all(
+        [1, 2].map(async (seed) => {
+          const res = await fetch(`${base}/v1/images/generations`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'tiny-lcm', prompt: 'a fox', size: '256x256', steps: 2, seed }),
+          });
+          return { status: res.status, body: (await res.json()) as { data: { b64_json: string }[] } };
+        }),
+      );
+      stop = true;
+      await pinger;
+      for (const r of results) {
+        expect(r.status).toBe(200);
+        expect(Buffer.from(r.body.data[0]!.b64_json, 'base64').subarray(0, 8).toString('hex')).toBe(PNG_SIGNATURE);
+      }
+      expect(results[0]!.body.data[0]!.b64_json).not.toBe(results[1]!.body.data[0]!.b64_json);
+      expect(live).toBeGreaterThan(0);
+      const loaded = (await (await fetch(`${base}/api/models/loaded`)).json()) as {
+        loaded: { name: string; details: { thread?: string } }[];
+      };
+      expect(loaded.loaded.find((m) => m.name === 'tiny-lcm')?.details.thread).toBe('worker');
+      const unload = await fetch(`${base}/api/models/tiny-lcm/unload`, { method: 'POST' });
+      expect(unload.status).toBe(200);
+      expect(((await unload.json()) as { was_loaded: boolean }).was_loaded).toBe(true);
+      // A new request after the unload starts a fresh worker.
+      const again = await fetch(`${base}/v1/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny-lcm', prompt: 'a fox', size: '64x64', steps: 1 }),
+      });
+      expect(again.status).toBe(200);
+      expect(output).toContain('worker thread');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 120_000);
+});
