@@ -46,7 +46,7 @@ export async function openPipeline(
     release: async () => {
       const results = await Promise.allSettled(pipeline.allSessions().map((s) => releaseSession(s)));
       const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed).reason;
+      if (failed) throw failed.reason;
     },
   };
 }

@@ -51,7 +51,7 @@ async function handle(msg: WorkerRequest): Promise<unknown> {
       pipeline = null;
       const results = await Promise.allSettled(sessions.map((s) => releaseSession(s)));
       const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed).reason;
+      if (failed) throw failed.reason;
       return null;
     }
   }
