@@ -231,9 +231,3 @@ export async function runFuzz(baseUrl: string, options: FuzzOptions): Promise<Fu
   await liveness;
   return report;
 }
-
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
