@@ -5,6 +5,7 @@ import type { ChatCompletionRequest, CompletionRequest } from '../providers/open
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ChatCompletionDto, CompletionDto, EmbeddingsDto, ImageGenerationDto } from './inference.dto.js';
 import { InferenceService } from './inference.service.js';
+import { chatWire, imagesWire } from './openai-wire.js';
 import { abortOnDisconnect, writeSse } from './sse.js';
 
 interface ModelList {
@@ -54,7 +55,7 @@ export class InferenceController {
       await writeSse(request, reply, await this.inference.chatCompletionStream(req, abort.signal), abort);
       return;
     }
-    await reply.send(await this.inference.chatCompletion(req, abort.signal));
+    await reply.send(chatWire(await this.inference.chatCompletion(req, abort.signal)));
   }
 
   @Post('completions')
@@ -87,7 +88,7 @@ export class InferenceController {
   @HttpCode(200)
   async images(@Body() dto: ImageGenerationDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnDisconnect(reply);
-    await reply.send(await this.inference.generateImages(dto, abort.signal));
+    await reply.send(imagesWire(await this.inference.generateImages(dto, abort.signal)));
   }
 }
 

@@ -39,7 +39,14 @@ describe('POST /v1/images/generations (in-process onnx-image)', () => {
     const png = Buffer.from(res.data![0]!.b64_json!, 'base64');
     expect(pngSize(png)).toEqual({ width: 96, height: 64 });
     expect(res.data![0]!.revised_prompt).toBe('a red fox in snow');
-    expect((res as unknown as { usage: { seed: number } }).usage.seed).toBe(3);
+    // OpenAI's usage shape (token counts); what the run measured, seed included, is in `timings`.
+    expect(res.usage).toEqual({
+      input_tokens: 0,
+      output_tokens: 0,
+      total_tokens: 0,
+      input_tokens_details: { text_tokens: 0, image_tokens: 0 },
+    });
+    expect((res as unknown as { timings: { seed: number } }).timings.seed).toBe(3);
   });
 
   it('returns n images', async () => {
