@@ -10,7 +10,13 @@ import { Clock } from './common/clock.js';
 import { apiKeyOnRequest } from './common/auth.guards.js';
 import { installJsonBodyParser } from './common/body-guard.js';
 import { GlobalExceptionFilter } from './common/exception.filter.js';
-import { capConnections, endStreamsOnShutdown, mountLiveness, serverOptions } from './common/http-server.js';
+import {
+  answerLivenessFirst,
+  capConnections,
+  endStreamsOnShutdown,
+  mountLiveness,
+  serverOptions,
+} from './common/http-server.js';
 import { ShutdownNotice } from './common/shutdown.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
@@ -69,6 +75,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   });
   capConnections(fastify.server, config.limits.maxConnections);
   mountLiveness(fastify);
+  answerLivenessFirst(fastify.server);
   endStreamsOnShutdown(fastify, app.get(ShutdownNotice));
   observeRequests(fastify, { clock: app.get(Clock), metrics: app.get(MetricsService), log });
   mountOpenApi(app);

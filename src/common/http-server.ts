@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Limits } from '../config/limits.js';
 import { AppError, ServiceShuttingDownError } from './errors.js';
@@ -127,10 +127,34 @@ export function capConnections(server: Server, max: number): void {
 /** The terminus body for a check with no indicators, so clients see the same answer as before. */
 const LIVE_BODY = '{"status":"ok","info":{},"error":{},"details":{}}';
 
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /**
- * Liveness: the event loop answers. Never depends on a backend (a failing liveness restarts the pod). A bare
- * route because through Nest and terminus it served 0.58-0.82x the requests/s of this.
+ * Liveness: the event loop answers. Never depends on a backend (a failing liveness restarts the pod). Through
+ * Nest and terminus it served 0.58-0.82x the requests/s of a bare Fastify route, so `GET /health/live` is
+ * answered where Node hands over the request, before routing and hooks: probes cost no access-log line and
+ * no HTTP metric. Other methods reach the Fastify route below.
  */
+export function answerLivenessFirst(server: Server): void {
+  const handlers = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'GET' && (req.url === '/health/live' || req.url?.startsWith('/health/live?'))) {
+      const given = req.headers['x-request-id'];
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-length': LIVE_BODY.length,
+        'x-request-id': typeof given === 'string' && CLIENT_REQUEST_ID.test(given) ? given : randomUUID(),
+      });
+      res.end(LIVE_BODY);
+      return;
+    }
+    for (const handler of handlers) handler.call(server, req, res);
+  });
+}
+
+/** The same answer for HEAD and for `app.inject()`, which never pass through the server's request listener. */
 export function mountLiveness(fastify: FastifyInstance): void {
   fastify.get('/health/live', (_request, reply) => {
     void reply

@@ -97,6 +97,16 @@ describe('URLs and headers that once answered outside the envelope', () => {
   });
   afterAll(() => running.close());
 
+  it('GET /health/live answers before routing, with the request id like every route', async () => {
+    const res = await getJson(`${running.url}/health/live`, { headers: { 'x-request-id': 'probe-1' } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok', info: {}, error: {}, details: {} });
+    expect(res.headers.get('x-request-id')).toBe('probe-1');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const head = await fetch(`${running.url}/health/live`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+  });
+
   it('bad %-encoding answers 400 bad_url in the envelope with x-request-id', async () => {
     const res = await rawRequest(running.url, 'GET /v1/%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(res.status).toBe(400);
