@@ -7,6 +7,7 @@ import type { ChatHistoryItem, LlamaText, Token } from 'node-llama-cpp';
 import { AppError, InferenceFailedError } from '../../common/errors.js';
 import type { ChatMessage, FinishReason, SamplingParams, Usage } from '../openai-types.js';
 import type { LlamaHandle } from './model-loader.js';
+import { OFF_THREAD_CHARS, type OffThreadTokenizer } from './off-thread-tokenizer.js';
 import { type GenerationExtras, generationOptions, invalidRequest, stopStrings } from './sampling.js';
 import type { PooledSequence } from './sequence-pool.js';
 
@@ -54,7 +55,12 @@ export function checkTextLength(modelId: string, chars: number, contextSize: num
   );
 }
 
-export function chatPrompt(h: LlamaHandle, modelId: string, messages: ChatMessage[]): PreparedPrompt {
+export async function chatPrompt(
+  h: LlamaHandle,
+  modelId: string,
+  messages: ChatMessage[],
+  tokenizer: OffThreadTokenizer,
+): Promise<PreparedPrompt> {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw invalidRequest('messages must be a non-empty array', 'messages');
   }
@@ -63,14 +69,33 @@ export function chatPrompt(h: LlamaHandle, modelId: string, messages: ChatMessag
   checkTextLength(modelId, chars, h.contextSize, 'messages');
   history.push({ type: 'model', response: [] });
   const state = h.chatWrapper.generateContextState({ chatHistory: history });
-  const tokens = state.contextText.tokenize(h.model.tokenizer);
+  const tokens =
+    chars > OFF_THREAD_CHARS
+      ? await tokenizer.tokenize(h.modelPath, { kind: 'llama-text', json: state.contextText.toJSON() })
+      : state.contextText.tokenize(h.model.tokenizer);
   return withBos(h, tokens, state.stopGenerationTriggers);
 }
 
-export function textPrompt(h: LlamaHandle, modelId: string, prompt: string): PreparedPrompt {
+export async function textPrompt(
+  h: LlamaHandle,
+  modelId: string,
+  prompt: string,
+  tokenizer: OffThreadTokenizer,
+): Promise<PreparedPrompt> {
   checkTextLength(modelId, prompt.length, h.contextSize, 'prompt');
-  const bos = h.model.tokens.shouldPrependBosToken;
-  return withBos(h, h.model.tokenize(prompt, false, bos ? 'trimLeadingSpace' : undefined), []);
+  const trimLeadingSpace = h.model.tokens.shouldPrependBosToken;
+  const tokens =
+    prompt.length > OFF_THREAD_CHARS
+      ? await tokenizer.tokenize(h.modelPath, { kind: 'text', text: prompt, trimLeadingSpace })
+      : h.model.tokenize(prompt, false, trimLeadingSpace ? 'trimLeadingSpace' : undefined);
+  return withBos(h, tokens, []);
+}
+
+/** Tokens of one embeddings input, as `model.tokenize(text)` gives them, long ones off the event loop. */
+export function inputTokens(h: LlamaHandle, text: string, tokenizer: OffThreadTokenizer): Promise<Token[]> | Token[] {
+  return text.length > OFF_THREAD_CHARS
+    ? tokenizer.tokenize(h.modelPath, { kind: 'text', text, trimLeadingSpace: false })
+    : h.model.tokenize(text);
 }
 
 /** Runs one completion on `seq`. An abort returns the text so far when streaming, and fails otherwise. */

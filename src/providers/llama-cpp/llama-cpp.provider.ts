@@ -21,7 +21,8 @@ import type {
   EmbeddingsResponse,
   Usage,
 } from '../openai-types.js';
-import { chatPrompt, checkTextLength, type PreparedPrompt, textPrompt } from './generation.js';
+import { chatPrompt, checkTextLength, inputTokens, type PreparedPrompt, textPrompt } from './generation.js';
+import { OffThreadTokenizer } from './off-thread-tokenizer.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { errorText, handleMemory, type LlamaHandle } from './model-loader.js';
 import { ModelSlots, type Prepared } from './model-slots.js';
@@ -61,6 +62,7 @@ export class LlamaCppProvider implements ModelProvider {
 
   private readonly logger: Logger;
   private readonly slots: ModelSlots;
+  private readonly tokenizer = new OffThreadTokenizer();
 
   constructor(
     backend: BackendConfig,
@@ -111,10 +113,10 @@ export class LlamaCppProvider implements ModelProvider {
   private prepare(
     modelId: string,
     req: ChatCompletionRequest | CompletionRequest,
-    prompt: (h: LlamaHandle) => PreparedPrompt,
+    prompt: (h: LlamaHandle) => Promise<PreparedPrompt>,
   ): (h: LlamaHandle) => Promise<Prepared> {
     return async (h) => {
-      const prepared = prompt(h);
+      const prepared = await prompt(h);
       return { prompt: prepared, extras: await requestExtras(await this.runtime.module(), h, modelId, req) };
     };
   }
@@ -171,6 +173,7 @@ export class LlamaCppProvider implements ModelProvider {
           this.unload(id).catch((err: unknown) => this.logger.warn(`unload of '${id}' at shutdown: ${errorText(err)}`)),
         ),
     );
+    await this.tokenizer.dispose();
   }
 
   async chatCompletion(
@@ -183,7 +186,7 @@ export class LlamaCppProvider implements ModelProvider {
     const result = await this.slots.runPrompt(
       slot,
       signal,
-      this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages)),
+      this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages, this.tokenizer)),
       req,
     );
     return chatResponse(req.model || modelId, result);
@@ -197,7 +200,7 @@ export class LlamaCppProvider implements ModelProvider {
     const slot = this.slots.slot(modelId);
     const chunk = chatChunker(req.model || modelId);
     refuseUnsupported(modelId, req);
-    const prepare = this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages));
+    const prepare = this.prepare(modelId, req, (h) => chatPrompt(h, modelId, req.messages, this.tokenizer));
     for await (const event of this.slots.stream(slot, signal, prepare, req)) {
       if (event.kind === 'start') yield chunk({ role: 'assistant', content: '' }, null);
       else if (event.kind === 'text') yield chunk({ content: event.text }, null);
@@ -212,7 +215,7 @@ export class LlamaCppProvider implements ModelProvider {
     const choices: CompletionResponse['choices'] = [];
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     for (const [index, prompt] of prompts.entries()) {
-      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt));
+      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt, this.tokenizer));
       const result = await this.slots.runPrompt(slot, signal, prepare, req);
       choices.push({ index, text: result.text, finish_reason: result.finishReason, logprobs: null });
       addUsage(usage, result.usage);
@@ -239,7 +242,7 @@ export class LlamaCppProvider implements ModelProvider {
     const prompts = promptList(req.prompt);
     refuseUnsupported(modelId, req);
     for (const [index, prompt] of prompts.entries()) {
-      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt));
+      const prepare = this.prepare(modelId, req, (h) => textPrompt(h, modelId, prompt, this.tokenizer));
       for await (const event of this.slots.stream(slot, signal, prepare, req)) {
         if (event.kind === 'start') continue;
         yield {
@@ -285,7 +288,7 @@ export class LlamaCppProvider implements ModelProvider {
       let promptTokens = 0;
       for (const [index, text] of inputs.entries()) {
         s.throwIfAborted();
-        const tokens = h.model.tokenize(text);
+        const tokens = await inputTokens(h, text, this.tokenizer);
         const counted = tokens.length + (h.model.tokens.shouldPrependBosToken ? 1 : 0);
         if (counted > h.contextSize) {
           throw new AppError(
@@ -298,7 +301,8 @@ export class LlamaCppProvider implements ModelProvider {
           );
         }
         promptTokens += counted;
-        const { vector } = await embedding.getEmbeddingFor(text);
+        // The tokens counted above, so a long input is not tokenised a second time on the event loop.
+        const { vector } = await embedding.getEmbeddingFor(tokens);
         data.push({
           object: 'embedding',
           index,

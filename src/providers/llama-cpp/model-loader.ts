@@ -16,6 +16,8 @@ import { type PooledSequence, SequencePool } from './sequence-pool.js';
 
 export interface LlamaHandle {
   model: LlamaModel;
+  /** The GGUF file, for the off-thread tokenizer's vocabulary-only copy. */
+  modelPath: string;
   context: LlamaContext;
   pool: SequencePool;
   embedding: LlamaEmbeddingContext | null;
@@ -97,6 +99,7 @@ export async function loadHandle(
     }
     const handle: LlamaHandle = {
       model,
+      modelPath: path,
       context,
       pool: new SequencePool(members),
       embedding,

@@ -74,6 +74,7 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
             { id: 'p1', path: TINY_CHAT_GGUF, parallel: 1 },
             { id: 'p3', path: TINY_CHAT_GGUF, parallel: 3 },
             { id: 'turns', path: TINY_CHAT_GGUF, parallel: 2 },
+            { id: 'long', path: TINY_CHAT_GGUF, parallel: 1, context_size: 8192 },
           ],
         },
       ],
@@ -227,5 +228,26 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
       .cached_tokens;
     expect(cached).toBeGreaterThanOrEqual(first.usage.prompt_tokens);
     expect(cached).toBeLessThan(second.usage.prompt_tokens);
+  });
+
+  it('serves prompts long enough to be tokenised off the event loop, chat and text alike', async () => {
+    const long = 'ab cd '.repeat(800);
+    const res = await provider.completion(
+      'long',
+      { model: 'long', prompt: long, max_tokens: 3, temperature: 0 },
+      never(),
+    );
+    expect(res.choices[0]!.text).toHaveLength(3);
+    expect(res.usage.prompt_tokens).toBeGreaterThan(1000);
+    const again = await provider.completion(
+      'long',
+      { model: 'long', prompt: long, max_tokens: 3, temperature: 0 },
+      never(),
+    );
+    expect(again.choices[0]!.text).toBe(res.choices[0]!.text);
+
+    const chatRes = await provider.chatCompletion('long', chat(long, { max_tokens: 3 }), never());
+    expect(chatRes.usage.prompt_tokens).toBeGreaterThan(res.usage.prompt_tokens);
+    expect(chatRes.usage.completion_tokens).toBe(3);
   });
 });
