@@ -238,6 +238,8 @@ export class InferenceService implements OnModuleDestroy {
       const resolved = this.registry.resolve(assertValidModelId(modelId));
       const state = this.backendState.get(resolved.backend.name);
       if (!resolved.provider.capabilities.remote || state.readiness !== Readiness.Unavailable) throw err;
+      // Only for states that end quickly (a restart): a hung server would cost every refused request a probe timeout.
+      if (!/refused|reset|socket|loading model/i.test(state.reason ?? '')) throw err;
       const probed = this.probeAsEvidence(resolved.backend.name);
       if (!probed) throw err;
       await Promise.race([probed, sleepUnref(EVIDENCE_PROBE_WAIT_MS)]);

@@ -7,7 +7,7 @@
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import OpenAI from 'openai';
 import { performance } from 'node:perf_hooks';
-import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { getJson, observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import {
   closedPortUrl,
@@ -267,21 +267,22 @@ describe('proxying to remote backends (openai client, real app)', () => {
     expect((await health()).backends.html.readiness).toBe('ready');
   });
 
-  it('a backend whose port closed: 502 for the request, still ready until the probes fail, then 503', async () => {
+  it('a backend whose port closed: 503 backend_unavailable for the request at once, readiness follows the probes', async () => {
     expect((await postJson(`${running.url}/v1/chat/completions`, { model: 'gone-chat', messages: hello })).status).toBe(
       200,
     );
     await gone.close();
     const res = await postJson(`${running.url}/v1/chat/completions`, { model: 'gone-chat', messages: hello });
-    expect(res.status).toBe(502);
-    expect(res.body.error).toMatchObject({ code: 'upstream_error', backend: 'gone' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(res.body.error).toMatchObject({ code: 'backend_unavailable', backend: 'gone' });
     expect(res.body.error.message).toMatch(/refused/);
     // One failed request does not move readiness: only probes do.
     expect((await health()).backends.gone.readiness).toBe('ready');
 
     for (let i = 0; i < 3; i++) {
       clock.advance(1000);
-      await getJson(`${running.url}/api/models/loaded`);
+      await observeNow(running);
     }
     expect((await health()).backends.gone.readiness).toBe('unavailable');
     const refused = await postJson(`${running.url}/v1/chat/completions`, { model: 'gone-chat', messages: hello });

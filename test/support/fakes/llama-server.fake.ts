@@ -1,10 +1,13 @@
 /**
- * Fake llama.cpp `llama-server` (CONTRACTS.md §llama-server).
- * Single-model mode: while loading, `/health` and every route but `/models`, `/v1/models` answer 503
- * `{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}`; then `/health` is 200
- * `{"status":"ok"}`. Router mode: `GET /models` lists each model with `status.value`
- * loaded/loading/unloaded; `POST /models/load|unload {model}` answer `{success:true}` (loads finish
- * asynchronously) or 400/404 in llama.cpp's error shape.
+ * Fake llama.cpp `llama-server`, corrected against answers captured from the real server (llama.cpp
+ * f53577432541; test/peers runs the same cases against it, docs/real-servers.md lists them).
+ * Single-model mode: while loading, EVERY route (`/models` and `/props` included) answers 503
+ * `{"error":{"message":"Loading model","type":"unavailable_error","code":503}}`; then `/health` is 200
+ * `{"status":"ok"}` and `/props` carries `is_sleeping` (no `role`). Router mode: `/props` says
+ * `role: "router"`; `GET /models` lists each model with `status.value` loaded/loading/unloaded (plus
+ * `failed`/`exit_code` after a failed load); `POST /models/load|unload {model}` answer `{success:true}`
+ * (both finish asynchronously) or 400 in llama.cpp's error shape. Without autoload a chat to an
+ * unloaded model is 400 "model is not loaded"; an unknown one is 400 "model 'x' not found".
  */
 import type { ServerResponse } from 'node:http';
 import { type FakeServerControls, sendJson, startFakeHttp } from './fake-http.js';
@@ -22,12 +25,16 @@ export interface FakeLlamaServerOptions {
   models?: Record<string, RouterStatus>;
   /** Router mode: how long a load takes, ms. */
   loadDelayMs?: number;
+  /** Router mode: `--no-models-autoload` (a chat to an unloaded model is refused, not loaded). */
+  autoload?: boolean;
   reply?: string;
 }
 
 export interface FakeLlamaServer extends FakeServerControls {
   /** Single mode: model loading (503 Loading model) or loaded. */
   setLoading(loading: boolean): void;
+  /** Single mode: `--sleep-idle-seconds` freed the weights (`/props` is_sleeping; a request wakes it). */
+  setSleeping(sleeping: boolean): void;
   setModelStatus(model: string, status: RouterStatus): void;
   modelStatus(model: string): RouterStatus | undefined;
   /** Router mode: the next load ends with the child process exiting (status unloaded, failed). */
@@ -53,6 +60,8 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
   const mode = opts.mode ?? 'single';
   const singleModel = opts.model ?? 'qwen2.5-0.5b-instruct-q4_k_m.gguf';
   let loading = opts.loading ?? false;
+  let sleeping = false;
+  const autoload = opts.autoload ?? true;
   const statuses = new Map<string, RouterStatus>(Object.entries(opts.models ?? {}));
   const failed = new Set<string>();
   let failNext = false;
@@ -131,14 +140,24 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
     async (req, res) => {
       const route = `${req.method} ${req.path}`;
       if (mode === 'single') {
-        if (route === 'GET /models' || route === 'GET /v1/models') {
-          sendJson(res, 200, singleList());
-          return true;
-        }
         if (loading) {
           llamaError(res, 503, 'Loading model');
           return true;
         }
+        if (route === 'GET /models' || route === 'GET /v1/models') {
+          sendJson(res, 200, singleList());
+          return true;
+        }
+        if (route === 'GET /props') {
+          sendJson(res, 200, {
+            total_slots: 4,
+            model_alias: singleModel,
+            build_info: 'b0-unknown',
+            is_sleeping: sleeping,
+          });
+          return true;
+        }
+        if (route.startsWith('POST /v1/')) sleeping = false;
         if (route === 'GET /health') {
           sendJson(res, 200, { status: 'ok' });
           return true;
@@ -146,6 +165,15 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
         return handleOpenAiWire(req, res, wire, { idPrefix: 'chatcmpl-', error: llamaError });
       }
       // Router mode.
+      if (route === 'GET /props') {
+        sendJson(res, 200, {
+          role: 'router',
+          max_instances: 4,
+          models_autoload: autoload,
+          model_alias: 'llama-server',
+        });
+        return true;
+      }
       if (route === 'GET /health') {
         sendJson(res, 200, { status: 'ok' });
         return true;
@@ -158,7 +186,7 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
       const name = typeof body.model === 'string' ? body.model : '';
       if (route === 'POST /models/load') {
         const status = statuses.get(name);
-        if (status === undefined) llamaError(res, 404, 'model is not found');
+        if (status === undefined) llamaError(res, 400, `model '${name}' not found`);
         else if (status !== 'unloaded') llamaError(res, 400, 'model is already running');
         else {
           startLoad(name);
@@ -171,7 +199,8 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
         if (status === undefined) llamaError(res, 400, 'model is not found');
         else if (status === 'unloaded') llamaError(res, 400, 'model is not running');
         else {
-          statuses.set(name, 'unloaded');
+          // Like the real router: it answers before the child process has exited.
+          setTimeout(() => statuses.set(name, 'unloaded'), loadDelayMs);
           sendJson(res, 200, { success: true });
         }
         return true;
@@ -182,7 +211,8 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
         error: llamaError,
         refuse: (model) => {
           const status = statuses.get(model);
-          if (status === undefined) return { status: 400, message: 'model not found' };
+          if (status === undefined) return { status: 400, message: `model '${model}' not found` };
+          if (status !== 'loaded' && !autoload) return { status: 400, message: 'model is not loaded' };
           if (status !== 'loaded') statuses.set(model, 'loaded');
           return null;
         },
@@ -194,6 +224,9 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
   return Object.assign(server, {
     setLoading: (v: boolean) => {
       loading = v;
+    },
+    setSleeping: (v: boolean) => {
+      sleeping = v;
     },
     setModelStatus: (model: string, status: RouterStatus) => {
       statuses.set(model, status);
