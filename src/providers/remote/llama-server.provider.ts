@@ -1,5 +1,5 @@
 /**
- * llama.cpp `llama-server` (behaviour captured from commit f53577432541, see docs/remote-backends.md).
+ * llama.cpp `llama-server` (behaviour captured from commit f53577432541, see docs/real-servers.md).
  * While it loads its model, every endpoint answers 503 "Loading model". `GET /props` tells the mode
  * (`role: "router"`) and, in single-model mode, whether `--sleep-idle-seconds` freed the weights
  * (`is_sleeping`). Single-model: the served model is loaded unless asleep. Router mode: each
