@@ -20,6 +20,7 @@ import {
 import { ShutdownNotice } from './common/shutdown.js';
 import { createValidationPipe } from './common/validation.js';
 import type { AppConfig } from './config/app-config.js';
+import { installFleetRouting } from './fleet/fleet-proxy.js';
 import { createRootLogger } from './logging/logging.js';
 import { observeRequests } from './metrics/http-observer.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -78,6 +79,7 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
   answerLivenessFirst(fastify.server);
   endStreamsOnShutdown(fastify, app.get(ShutdownNotice));
   observeRequests(fastify, { clock: app.get(Clock), metrics: app.get(MetricsService), log });
+  installFleetRouting(app);
   mountOpenApi(app);
   app.useGlobalFilters(new GlobalExceptionFilter());
   app.useGlobalPipes(createValidationPipe());

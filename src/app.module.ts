@@ -9,6 +9,7 @@ import type { AppConfig } from './config/app-config.js';
 import { ConfigModule } from './config/config.module.js';
 import { EventsModule } from './events/events.module.js';
 import { EvictionModule } from './eviction/eviction.module.js';
+import { FleetModule } from './fleet/fleet.module.js';
 import { HealthModule } from './health/health.module.js';
 import { InferenceModule } from './inference/inference.module.js';
 import { LoggingModule } from './logging/logging.module.js';
@@ -40,6 +41,7 @@ export class AppModule {
         MetricsModule,
         DashboardModule,
         BusAppModule,
+        FleetModule,
       ],
     };
   }

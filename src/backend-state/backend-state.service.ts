@@ -54,6 +54,12 @@ export class BackendStateService {
     });
   }
 
+  /** A run-time backend (fleet peer) left: it no longer counts in the service readiness. */
+  unregister(name: string): void {
+    if (!this.states.delete(name)) return;
+    this.lastServiceTransitionMs = this.clock.epochMs();
+  }
+
   get(name: string): BackendStateView {
     const state = this.states.get(name);
     if (!state) throw new Error(`unknown backend '${name}'`);

@@ -1,4 +1,5 @@
 import type { BackendKind } from '../providers/model-provider.js';
+import type { FleetConfig } from '../fleet/fleet-config.js';
 import type { Limits } from './limits.js';
 
 /** Typed, validated, defaults-applied configuration. The only shape the rest of the app reads. */
@@ -44,6 +45,10 @@ export interface BackendConfig {
   /** In-process CPU threads; null → cores actually available. */
   threads: number | null;
   models: ModelConfig[];
+  /** Extra headers on every request to this backend (set in code for fleet peers, not from YAML). */
+  headers?: Readonly<Record<string, string>>;
+  /** Bearer token for the backend's admin routes (kind modelplane: load/unload forwarded to a peer). */
+  adminToken?: string | null;
 }
 
 export interface BusTopics {
@@ -88,6 +93,8 @@ export interface AppConfig {
   backends: BackendConfig[];
   /** Request, connection and upstream bounds (YAML: server.*_timeout_ms / max_connections and limits.*). */
   limits: Limits;
+  /** Fleet membership and peer discovery (YAML `fleet:`); absent in configs built in code: a fleet of one. */
+  fleet?: FleetConfig;
 }
 
 /** DI token for AppConfig (an interface cannot be a token). */

@@ -15,6 +15,7 @@ import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
 import { BACKEND_DEFAULTS, MODEL_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
+import { peerBackend, staticPeerUrls, toFleetConfig } from '../fleet/fleet-config.js';
 import { LIMIT_DEFAULTS } from './limits.js';
 
 export class ConfigError extends Error {
@@ -104,6 +105,9 @@ const ENV_OVERRIDES: { env: string; path: [string, string]; kind: 'string' | 'nu
   { env: 'MODELPLANE_CHECK_INTERVAL_S', path: ['eviction', 'check_interval_s'], kind: 'number' },
   { env: 'MODELPLANE_BUS_ENABLED', path: ['bus', 'enabled'], kind: 'boolean' },
   { env: 'MODELPLANE_BUS_URL', path: ['bus', 'url'], kind: 'string' },
+  { env: 'MODELPLANE_NODE_NAME', path: ['fleet', 'node_name'], kind: 'string' },
+  { env: 'MODELPLANE_SELF_URL', path: ['fleet', 'self_url'], kind: 'string' },
+  { env: 'MODELPLANE_POD_IP', path: ['fleet', 'pod_ip'], kind: 'string' },
 ];
 
 /** Returns dotted config path → the variable that set it, so a bad value is reported under the variable's name. */
@@ -315,6 +319,15 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
   const limits = section(raw, 'limits');
   const dataDirRaw = str(raw.data_dir) ?? 'data';
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(where.baseDir, dataDirRaw);
+  const fleet = toFleetConfig(raw, {
+    adminToken: str(server.admin_token),
+    apiKey: str(server.api_key),
+    port: num(server.port, 8080),
+  });
+  const configured =
+    where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend);
+  // Static fleet peers are remote backends like any other (kind modelplane), after the configured ones.
+  const peers = staticPeerUrls(raw, fleet).map((url) => peerBackend(url, fleet));
   return {
     baseDir: where.baseDir,
     dataDir,
@@ -357,6 +370,7 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
       imageQueue: num(limits.image_queue, LIMIT_DEFAULTS.imageQueue),
       imageMaxWork: num(limits.image_max_work, LIMIT_DEFAULTS.imageMaxWork),
     },
-    backends: where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend),
+    backends: [...configured, ...peers.filter((p) => !configured.some((c) => c.name === p.name))],
+    fleet,
   };
 }

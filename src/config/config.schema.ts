@@ -19,6 +19,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { MODEL_ID_PATTERN } from '../common/model-id.js';
+import { FleetSchema } from '../fleet/fleet-config.js';
 import { BACKEND_KINDS } from '../providers/model-provider.js';
 import { TIMER_MAX_MS, TIMER_MAX_S } from './limits.js';
 
@@ -108,6 +109,7 @@ export class ConfigSchema {
   @IsOptional() @ValidateNested() @Type(() => EvictionSchema) eviction?: EvictionSchema;
   @IsOptional() @ValidateNested() @Type(() => BusSchema) bus?: BusSchema;
   @IsOptional() @ValidateNested() @Type(() => LimitsSchema) limits?: LimitsSchema;
+  @IsOptional() @ValidateNested() @Type(() => FleetSchema) fleet?: FleetSchema;
   @IsOptional() @IsIn(['error', 'warn', 'log', 'debug', 'verbose']) log_level?: string;
   @IsOptional() @IsIn(['json', 'pretty']) log_format?: string;
   @IsOptional() @IsString() data_dir?: string;

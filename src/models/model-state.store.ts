@@ -281,6 +281,9 @@ export class ModelStateStore {
   }
 
   private reconcile(backend: string, observed: ObservedModel): void {
+    // The same id on two backends (a fleet peer holding a model this node also has): belief is about the
+    // backend the id resolves to; another backend's copy is not evidence about it.
+    if (this.registry.find(observed.id)?.backend.name !== backend) return;
     const record = this.records.get(observed.id);
     const believed = record?.state;
     const comparable = (s: string | undefined): boolean => s === 'loaded' || s === 'unloaded';

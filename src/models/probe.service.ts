@@ -39,6 +39,7 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly watches = new Map<string, Watch>();
   private readonly emitter = new EventEmitter();
   private readonly intervals: string[] = [];
+  private bootstrapped = false;
 
   constructor(
     private readonly registry: ProviderRegistry,
@@ -53,20 +54,41 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   onApplicationBootstrap(): void {
-    for (const watch of this.watches.values()) {
-      if (!watch.provider.capabilities.remote) continue;
-      const name = `modelplane-probe-${watch.backend.name}`;
-      const interval = setInterval(() => void this.probeNow(watch.backend.name), watch.backend.probeIntervalMs);
-      interval.unref();
-      this.scheduler.addInterval(name, interval);
-      this.intervals.push(name);
-    }
+    this.bootstrapped = true;
+    for (const watch of this.watches.values()) this.startInterval(watch);
   }
 
   onApplicationShutdown(): void {
     for (const name of this.intervals.splice(0)) {
       if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
     }
+  }
+
+  /** Start observing a backend added at run time (ProviderRegistry.addBackend): background probes from now on. */
+  watch(backendName: string): void {
+    const entry = this.registry.all().find((e) => e.backend.name === backendName);
+    if (!entry || this.watches.has(backendName)) return;
+    const watch: Watch = { ...entry, inFlight: null, again: false, consecutiveFailures: 0 };
+    this.watches.set(backendName, watch);
+    if (this.bootstrapped) this.startInterval(watch);
+  }
+
+  /** Stop observing a backend that is being removed; a probe already running finishes and is ignored by views. */
+  unwatch(backendName: string): void {
+    if (!this.watches.delete(backendName)) return;
+    const name = intervalName(backendName);
+    const at = this.intervals.indexOf(name);
+    if (at >= 0) this.intervals.splice(at, 1);
+    if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
+  }
+
+  private startInterval(watch: Watch): void {
+    if (!watch.provider.capabilities.remote) return;
+    const name = intervalName(watch.backend.name);
+    const interval = setInterval(() => void this.probeNow(watch.backend.name), watch.backend.probeIntervalMs);
+    interval.unref();
+    this.scheduler.addInterval(name, interval);
+    this.intervals.push(name);
   }
 
   /** Every finished probe: for probe-duration metrics. Returns the unsubscriber. */
@@ -121,6 +143,8 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
     const probedAt = new Date(this.clock.epochMs()).toISOString();
     const observation = await boundedObserve(provider, backend.probeTimeoutMs);
     const probeMs = Math.round(this.clock.nowMs() - startedMs);
+    // The backend was removed (a peer left DNS) while this probe ran: nothing to write.
+    if (this.watches.get(backend.name) !== watch) return;
     this.store.observed(backend.name, observation, probedAt, probeMs);
     this.registry.refreshCatalog(backend.name);
     this.applyReadiness(watch, observation);
@@ -172,6 +196,10 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
     if (to === Readiness.Ready) this.logger.log(`backend '${name}' recovered: ${from} → ready`);
     else this.logger.warn(`backend '${name}' ${from} → ${to}: ${reason}`);
   }
+}
+
+function intervalName(backend: string): string {
+  return `modelplane-probe-${backend}`;
 }
 
 /**

@@ -24,10 +24,18 @@ export const BACKEND_KINDS = [
   'openai',
   'rknn-sd',
   'sd-cpp',
+  'modelplane',
 ] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
-export const REMOTE_KINDS: readonly BackendKind[] = ['llama-server', 'ollama', 'openai', 'rknn-sd', 'sd-cpp'];
+export const REMOTE_KINDS: readonly BackendKind[] = [
+  'llama-server',
+  'ollama',
+  'openai',
+  'rknn-sd',
+  'sd-cpp',
+  'modelplane',
+];
 
 /**
  * What a model is for; the Models-app shows it. Well-known values: chat, embedding, image-generation,
@@ -74,6 +82,16 @@ export interface Observation {
   models: ObservedModel[];
   /** Readiness hint from the probe itself: e.g. llama-server 503 "Loading model" → 'loading'. */
   serverState: 'ok' | 'loading' | 'error';
+  /** A peer modelplane node (kind `modelplane`): its name and its own loaded entries, for the fleet view. */
+  peer?: PeerObservation;
+}
+
+/** What a probe of a peer node saw; the store keeps it with the observation so the fleet view reads one truth. */
+export interface PeerObservation {
+  /** The peer's node name (its `fleet.node_name`). */
+  node: string;
+  /** The peer's own entries of GET /api/models/loaded (peers of the peer left out). */
+  loaded: Record<string, unknown>[];
 }
 
 export interface ProviderCapabilities {

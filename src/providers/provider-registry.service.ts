@@ -31,7 +31,7 @@ export class ProviderRegistry implements OnApplicationShutdown {
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
-    backendState: BackendStateService,
+    private readonly backendState: BackendStateService,
     private readonly factory: ProviderFactory,
   ) {
     for (const backend of config.backends) {
@@ -44,6 +44,30 @@ export class ProviderRegistry implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await Promise.allSettled([...this.providers.values()].map(({ provider }) => provider.dispose()));
     await this.factory.dispose();
+  }
+
+  /**
+   * A backend that appeared at run time (a fleet peer found in DNS): built, registered for readiness and added
+   * to the catalog index. Its init and first probe are the caller's (the observer watches it once told to).
+   */
+  addBackend(backend: BackendConfig): ModelProvider {
+    if (this.providers.has(backend.name)) throw new Error(`backend '${backend.name}' already exists`);
+    const provider = this.factory.create(backend);
+    this.providers.set(backend.name, { provider, backend });
+    this.backendState.register(backend.name, backend.type);
+    this.rebuild();
+    return provider;
+  }
+
+  /** A run-time backend went away: out of the index and readiness at once, then its connections closed. */
+  async removeBackend(name: string): Promise<void> {
+    const entry = this.providers.get(name);
+    if (!entry) return;
+    this.providers.delete(name);
+    this.signatures.delete(name);
+    this.backendState.unregister(name);
+    this.rebuild();
+    await entry.provider.dispose().catch(() => undefined);
   }
 
   all(): { provider: ModelProvider; backend: BackendConfig }[] {

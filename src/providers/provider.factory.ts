@@ -5,7 +5,9 @@ import type { BackendKind, ModelProvider } from './model-provider.js';
 import { LlamaCppProvider } from './llama-cpp/llama-cpp.provider.js';
 import { LlamaRuntime } from './llama-cpp/llama-runtime.js';
 import { OnnxImageProvider } from './onnx-image/onnx-image.provider.js';
+import { fleetOf } from '../fleet/fleet-config.js';
 import { LlamaServerProvider, OllamaProvider, OpenAiProvider, RknnSdProvider, SdCppProvider } from './remote/index.js';
+import { ModelplaneProvider } from './remote/modelplane.provider.js';
 
 type Builder = (backend: BackendConfig) => ModelProvider;
 
@@ -33,6 +35,12 @@ export class ProviderFactory {
       openai: (b) => new OpenAiProvider(b, clock),
       'rknn-sd': (b) => new RknnSdProvider(b, clock),
       'sd-cpp': (b) => new SdCppProvider(b, clock),
+      modelplane: (b) => {
+        const fleet = fleetOf(config);
+        // One fleet, one set of secrets: a peer takes the keys this node takes unless its entry names others.
+        const peer = { ...b, apiKey: b.apiKey ?? fleet.apiKey, adminToken: b.adminToken ?? fleet.adminToken };
+        return new ModelplaneProvider(peer, clock, { selfNode: fleet.nodeName });
+      },
     };
   }
 

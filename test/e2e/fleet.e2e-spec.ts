@@ -1,0 +1,164 @@
+/**
+ * Three real modelplane nodes on 127.0.0.1-3 (one port, like the pods of one headless Service), peers found
+ * through a real DNS exchange with an in-process responder on loopback. Probes and DNS lookups are driven
+ * explicitly (what the background would do on its next round), so nothing depends on machine speed.
+ */
+import { getJson, postJson } from '../support/app-harness.js';
+import { type DnsResponder, startDnsResponder } from '../support/dns-responder.js';
+import { type FleetNode, freePort, startNode } from '../support/fleet-harness.js';
+import { ensureLlmTestModels, TINY_CHAT_GGUF } from '../support/llm-test-models.js';
+import { FleetDiscoveryService } from '../../src/fleet/fleet-discovery.service.js';
+import { ProbeService } from '../../src/models/probe.service.js';
+
+const SERVICE = 'modelplane-peers.fleet.svc.cluster.local';
+const ADMIN = 'fleet-admin-token-1';
+const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+
+describe('fleet of three nodes', () => {
+  let dns: DnsResponder;
+  let port: number;
+  const nodes: FleetNode[] = [];
+  const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  const peerName = (host: string) => `peer-${host}-${port}`;
+
+  beforeAll(async () => {
+    await ensureLlmTestModels();
+    dns = await startDnsResponder();
+    dns.set(SERVICE, HOSTS);
+    port = await freePort();
+    const node = (i: number, models: Record<string, unknown>[]) =>
+      startNode(HOSTS[i]!, port, {
+        server: { admin_token: ADMIN },
+        fleet: {
+          node_name: `node-${i + 1}`,
+          self_url: `http://${HOSTS[i]}:${port}`,
+          // Long periods: the test drives lookups and probes itself.
+          probe_interval_ms: 60_000,
+          discovery: { dns: { name: SERVICE, port, interval_ms: 60_000, servers: [dns.address] } },
+        },
+        backends: [{ name: 'local', type: 'llama-cpp', models }],
+      });
+    nodes.push(await node(0, [{ id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256 }]));
+    nodes.push(
+      await node(1, [
+        { id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256, preload: true },
+        { id: 'tiny2', path: TINY_CHAT_GGUF, context_size: 256, preload: true },
+      ]),
+    );
+    nodes.push(await node(2, [{ id: 'tiny3', path: TINY_CHAT_GGUF, context_size: 256, preload: true }]));
+    // Every node up before any looks at the others.
+    for (const n of nodes) await n.observe();
+    for (const n of nodes) await n.observe();
+  });
+
+  afterAll(async () => {
+    for (const n of nodes) await n.close().catch(() => undefined);
+    await dns.close();
+  });
+
+  it('finds its peers in DNS, never itself, and lists every node and its models with host', async () => {
+    const { status, body } = await getJson(`${nodes[0]!.url}/api/fleet/models/loaded`);
+    expect(status).toBe(200);
+    expect(body.nodes.map((n: { host: string }) => n.host).sort()).toEqual(['node-1', 'node-2', 'node-3']);
+    for (const n of body.nodes) {
+      expect(n).toMatchObject({ reachable: true, readiness: 'ready', stale: false });
+      expect(typeof n.observation_age_ms).toBe('number');
+    }
+    const where = body.loaded.map((e: { name: string; host: string; node_url: string }) => [
+      e.name,
+      e.host,
+      e.node_url,
+    ]);
+    expect(where.sort()).toEqual([
+      ['tiny', 'node-2', `http://127.0.0.2:${port}`],
+      ['tiny2', 'node-2', `http://127.0.0.2:${port}`],
+      ['tiny3', 'node-3', `http://127.0.0.3:${port}`],
+    ]);
+    // Entries are the node's own: its backend, not the peer backend node 1 sees it through.
+    expect(body.loaded.find((e: { name: string }) => e.name === 'tiny').backend).toBe('local');
+    // Node 1's own view: its peers are backends of kind modelplane, itself is not one.
+    const own = await getJson(`${nodes[0]!.url}/api/models/loaded`);
+    const peers = own.body.backends.filter((b: { backend_type: string }) => b.backend_type === 'modelplane');
+    expect(peers.map((b: { name: string }) => b.name).sort()).toEqual([peerName('127.0.0.2'), peerName('127.0.0.3')]);
+    const health = await getJson(`${nodes[0]!.url}/api/fleet/health`);
+    expect(health.body).toMatchObject({ status: 'ready', ready_nodes: 3, total_nodes: 3 });
+  });
+
+  it('routes a chat for a model warm on node 2 to node 2, and says so', async () => {
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-2');
+    expect(res.body.choices[0].message).toBeDefined();
+    // Node 1 did not load its own copy.
+    const catalog = await getJson(`${nodes[0]!.url}/api/models`);
+    const tiny = catalog.body.models.find((m: { id: string; backend: string }) => m.id === 'tiny');
+    expect(tiny).toMatchObject({ backend: 'local', state: 'unloaded' });
+  });
+
+  it('streams through the node it routed to', async () => {
+    const res = await fetch(`${nodes[0]!.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...chat('tiny'), stream: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-2');
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    expect(await res.text()).toMatch(/data: \[DONE\]/);
+  });
+
+  it('serves a model only a peer has through that peer backend when nothing is warm', async () => {
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny3'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-3');
+  });
+
+  it('forwards an admin unload through node 1 to node 2 with the admin token', async () => {
+    const refused = await postJson(`${nodes[0]!.url}/api/models/tiny2/unload`, {});
+    expect(refused.status).toBe(401);
+    const res = await postJson(`${nodes[0]!.url}/api/models/tiny2/unload`, {}, { authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ model: 'tiny2', was_loaded: true });
+    const onNode2 = await getJson(`${nodes[1]!.url}/api/models/loaded`);
+    const own = onNode2.body.loaded.filter((e: { backend: string }) => e.backend === 'local');
+    expect(own.map((e: { name: string }) => e.name)).toEqual(['tiny']);
+    await nodes[0]!.observe();
+    const fleet = await getJson(`${nodes[0]!.url}/api/fleet/models/loaded`);
+    expect(fleet.body.loaded.map((e: { name: string }) => e.name)).not.toContain('tiny2');
+  });
+
+  it('never forwards a forwarded request again (no loops): it is served where it lands', async () => {
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny'), {
+      'x-modelplane-forwarded': 'node-9',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-1');
+  });
+
+  it('a killed node leaves routing and is marked in the fleet view at its next probe', async () => {
+    await nodes[2]!.close();
+    await nodes[0]!.app.get(ProbeService).probeNow(peerName('127.0.0.3'));
+    const { body } = await getJson(`${nodes[0]!.url}/api/fleet/models/loaded`);
+    const node3 = body.nodes.find((n: { host: string }) => n.host === 'node-3');
+    expect(node3).toMatchObject({ reachable: false, readiness: 'unavailable' });
+    expect(body.loaded.map((e: { name: string }) => e.name)).not.toContain('tiny3');
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny3'));
+    expect(res.status).toBe(503);
+    expect(res.headers.get('x-modelplane-node')).not.toBe('node-3');
+    const health = await getJson(`${nodes[0]!.url}/api/fleet/health`);
+    expect(health.body).toMatchObject({ status: 'degraded', ready_nodes: 2, total_nodes: 3 });
+  });
+
+  it('a record removed from DNS drops that peer from every view', async () => {
+    dns.set(SERVICE, HOSTS.slice(0, 2));
+    await nodes[0]!.app.get(FleetDiscoveryService).sync();
+    const fleet = await getJson(`${nodes[0]!.url}/api/fleet/models/loaded`);
+    expect(fleet.body.nodes.map((n: { host: string }) => n.host).sort()).toEqual(['node-1', 'node-2']);
+    const own = await getJson(`${nodes[0]!.url}/api/models/loaded`);
+    expect(own.body.backends.map((b: { name: string }) => b.name)).not.toContain(peerName('127.0.0.3'));
+    const health = await getJson(`${nodes[0]!.url}/health`);
+    expect(JSON.stringify(health.body)).not.toContain(peerName('127.0.0.3'));
+    const catalog = await getJson(`${nodes[0]!.url}/api/models`);
+    expect(catalog.body.models.map((m: { id: string }) => m.id)).not.toContain('tiny3');
+  });
+});
