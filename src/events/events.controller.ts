@@ -1,4 +1,5 @@
 import { Controller, Get, Headers, Query, Req, Res } from '@nestjs/common';
+import { ApiHeader, ApiOkResponse, ApiProduces, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Clock } from '../common/clock.js';
@@ -38,6 +39,14 @@ export class EventsController {
    * `Last-Event-ID` wins over it, so a reconnect does not replay what the client already has.
    */
   @Get('api/events')
+  @ApiTags('events')
+  @ApiProduces('text/event-stream')
+  @ApiQuery({ name: 'since', required: false, type: Number, description: 'Replay buffered events after this seq' })
+  @ApiHeader({ name: 'last-event-id', required: false, description: 'Sent by EventSource on reconnect; wins' })
+  @ApiOkResponse({
+    description: 'SSE: id/event/data blocks (data is the event JSON with seq, type, at_ms), keep-alive comments',
+    content: { 'text/event-stream': { schema: { type: 'string' } } },
+  })
   stream(
     @Query('since') since: string | undefined,
     @Headers('last-event-id') lastEventId: string | undefined,

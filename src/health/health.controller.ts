@@ -6,12 +6,15 @@ import {
   type HealthCheckResult,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
+import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { canServe } from '../backend-state/readiness.js';
 import { RawHttpResponse } from '../common/exception.filter.js';
 import { ShutdownNotice } from '../common/shutdown.js';
+import { HealthSchema, ReadinessSchema } from '../openapi/state.schemas.js';
 import { HealthService, type HealthSnapshot } from './health.service.js';
 
 @Controller('health')
+@ApiTags('health')
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
@@ -29,6 +32,8 @@ export class HealthController {
    */
   @Get('ready')
   @HealthCheck()
+  @ApiOkResponse({ type: ReadinessSchema, description: 'Ready or degraded: can take traffic' })
+  @ApiServiceUnavailableResponse({ type: ReadinessSchema, description: 'Initializing, unavailable or shutting down' })
   async ready(): Promise<HealthCheckResult> {
     if (this.shutdown.shuttingDown) {
       // At once, not after the drain: the load balancer must stop sending while in-flight requests finish.
@@ -53,6 +58,7 @@ export class HealthController {
 
   @Get()
   @Header('cache-control', 'no-store')
+  @ApiOkResponse({ type: HealthSchema, description: 'Always 200; status mirrors readiness' })
   full(): HealthSnapshot {
     return this.snapshots.snapshot();
   }

@@ -1,7 +1,17 @@
 import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { ApiDefaultResponse, ApiExtraModels, ApiOkResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiKeyGuard } from '../common/auth.guards.js';
 import type { ChatCompletionRequest, CompletionRequest } from '../providers/openai-types.js';
+import {
+  ChatCompletionChunkSchema,
+  ChatCompletionSchema,
+  CompletionSchema,
+  EmbeddingsSchema,
+  ErrorEnvelopeSchema,
+  ImagesSchema,
+  ModelListSchema,
+} from '../openapi/openai.schemas.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ChatCompletionDto, CompletionDto, EmbeddingsDto, ImageGenerationDto } from './inference.dto.js';
 import { InferenceService } from './inference.service.js';
@@ -16,6 +26,9 @@ interface ModelList {
 /** OpenAI-compatible routes. Thin: admission, leases and lazy load live in InferenceService. */
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
+@ApiTags('inference (OpenAI-compatible)')
+@ApiExtraModels(ChatCompletionSchema, ChatCompletionChunkSchema, CompletionSchema)
+@ApiDefaultResponse({ type: ErrorEnvelopeSchema, description: 'Any error, in the one envelope' })
 export class InferenceController {
   private readonly startedS = Math.floor(Date.now() / 1000);
 
@@ -26,6 +39,7 @@ export class InferenceController {
 
   /** What can be served (OpenAI semantics), not what is loaded: that is GET /api/models/loaded. */
   @Get('models')
+  @ApiOkResponse({ type: ModelListSchema })
   models(): ModelList {
     return {
       object: 'list',
@@ -41,6 +55,7 @@ export class InferenceController {
 
   @Post('chat/completions')
   @HttpCode(200)
+  @ApiOkResponse(jsonOrStream(ChatCompletionSchema, ChatCompletionChunkSchema))
   async chat(
     @Body() dto: ChatCompletionDto,
     @Req() request: FastifyRequest,
@@ -60,6 +75,7 @@ export class InferenceController {
 
   @Post('completions')
   @HttpCode(200)
+  @ApiOkResponse(jsonOrStream(CompletionSchema, CompletionSchema))
   async completions(
     @Body() dto: CompletionDto,
     @Req() request: FastifyRequest,
@@ -79,6 +95,7 @@ export class InferenceController {
 
   @Post('embeddings')
   @HttpCode(200)
+  @ApiOkResponse({ type: EmbeddingsSchema })
   async embeddings(@Body() dto: EmbeddingsDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnDisconnect(reply);
     await reply.send(await this.inference.embeddings(dto, abort.signal));
@@ -86,10 +103,22 @@ export class InferenceController {
 
   @Post('images/generations')
   @HttpCode(200)
+  @ApiOkResponse({ type: ImagesSchema })
   async images(@Body() dto: ImageGenerationDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnDisconnect(reply);
     await reply.send(imagesWire(await this.inference.generateImages(dto, abort.signal)));
   }
+}
+
+/** JSON when `stream` is false; with `stream: true`, SSE `data:` events of `chunk`, then `data: [DONE]`. */
+function jsonOrStream(body: new () => object, chunk: new () => object): Parameters<typeof ApiOkResponse>[0] {
+  return {
+    description: `JSON; with stream: true, text/event-stream of data: {${chunk.name}} events ending in data: [DONE]`,
+    content: {
+      'application/json': { schema: { $ref: getSchemaPath(body) } },
+      'text/event-stream': { schema: { type: 'string', description: `data: <${chunk.name} JSON> lines` } },
+    },
+  };
 }
 
 /**

@@ -1,11 +1,22 @@
 import { Controller, Get, Header, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiDefaultResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { AdminGuard } from '../common/auth.guards.js';
 import { assertValidModelId } from '../common/model-id.js';
+import { ErrorEnvelopeSchema } from '../openapi/openai.schemas.js';
+import {
+  CatalogSchema,
+  LoadedSchema,
+  LoadResultSchema,
+  UnloadAllResultSchema,
+  UnloadResultSchema,
+} from '../openapi/state.schemas.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ModelLifecycleService, type UnloadOutcome } from './model-lifecycle.service.js';
 import { type BackendEntry, type CatalogEntry, type LoadedEntry, ModelsService } from './models.service.js';
 
 @Controller('api/models')
+@ApiTags('models')
+@ApiDefaultResponse({ type: ErrorEnvelopeSchema, description: 'Any error, in the one envelope' })
 export class ModelsController {
   constructor(
     private readonly models: ModelsService,
@@ -15,6 +26,7 @@ export class ModelsController {
 
   @Get()
   @Header('cache-control', 'no-store')
+  @ApiOkResponse({ type: CatalogSchema })
   catalog(): { models: CatalogEntry[] } {
     return this.models.catalog();
   }
@@ -22,6 +34,7 @@ export class ModelsController {
   /** What is really in memory, per backend's own signal; every backend listed, reachable or not. */
   @Get('loaded')
   @Header('cache-control', 'no-store')
+  @ApiOkResponse({ type: LoadedSchema })
   loaded(): { loaded: LoadedEntry[]; backends: BackendEntry[] } {
     return this.models.loaded();
   }
@@ -29,6 +42,8 @@ export class ModelsController {
   @Post('unload')
   @HttpCode(200)
   @UseGuards(AdminGuard)
+  @ApiBearerAuth('bearer')
+  @ApiOkResponse({ type: UnloadAllResultSchema })
   async unloadAll(): Promise<{ ok: true; unloaded: string[]; skipped: { model: string; reason: string }[] }> {
     const unloaded: string[] = [];
     const skipped: { model: string; reason: string }[] = [];
@@ -52,6 +67,8 @@ export class ModelsController {
   @Post(':id/load')
   @HttpCode(200)
   @UseGuards(AdminGuard)
+  @ApiBearerAuth('bearer')
+  @ApiOkResponse({ type: LoadResultSchema })
   async load(@Param('id') id: string): Promise<{ ok: true; model: string; state: string }> {
     assertValidModelId(id, 'id');
     this.registry.resolve(id);
@@ -62,6 +79,8 @@ export class ModelsController {
   @Post(':id/unload')
   @HttpCode(200)
   @UseGuards(AdminGuard)
+  @ApiBearerAuth('bearer')
+  @ApiOkResponse({ type: UnloadResultSchema })
   async unload(@Param('id') id: string): Promise<UnloadOutcome> {
     assertValidModelId(id, 'id');
     const outcome = await this.lifecycle.unload(id, 'admin');

@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { STATE_EXTRA_MODELS } from './state.schemas.js';
 
 /** The document is built from the controllers and DTO classes (never hand-written), once, on first request. */
 export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
@@ -16,6 +17,7 @@ export function buildOpenApi(app: NestFastifyApplication): OpenAPIObject {
     .addApiKey({ type: 'apiKey', in: 'header', name: 'x-api-key', description: 'API key for /v1 routes' }, 'x-api-key')
     .build();
   return SwaggerModule.createDocument(app, config, {
+    extraModels: STATE_EXTRA_MODELS,
     operationIdFactory: (controller, method) => `${controller.replace(/Controller$/, '')}_${method}`,
   });
 }
