@@ -31,7 +31,8 @@ export const LIMIT_DEFAULTS: Limits = {
   bodyMaxDepth: 64,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
-  keepAliveTimeoutMs: 5_000,
+  // Above the 60 s idle timeout of common load balancers, so they never reuse a socket we just closed (a 502).
+  keepAliveTimeoutMs: 72_000,
   maxConnections: 1024,
   imageQueue: 8,
   // 1024² × 4 steps × 4 images (or 1024² × 16 steps × 1); the 2048² × 50 × 4 is 50× this.
