@@ -26,6 +26,9 @@ describe('GET /openapi.json', () => {
       [
         'GET /api/events',
         'GET /api/eviction/plan',
+        'GET /api/fleet/health',
+        'GET /api/fleet/models/loaded',
+        'GET /api/fleet/node',
         'GET /api/models',
         'GET /api/models/loaded',
         'POST /api/models/unload',
