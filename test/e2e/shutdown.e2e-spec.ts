@@ -37,7 +37,13 @@ async function startEndlessStreamServer(): Promise<{ url: string; close(): void 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, close: () => server.closeAllConnections() || server.close() };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 function waitFor(child: ChildProcess, text: string): Promise<void> {
