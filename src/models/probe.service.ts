@@ -20,8 +20,8 @@ interface Watch {
   provider: ModelProvider;
   backend: BackendConfig;
   inFlight: Promise<void> | null;
-  /** A probe was asked for while one ran: run one more after it, so the answer reflects the later change. */
-  again: boolean;
+  /** One more probe after the running one, shared by everyone who asked for a fresh answer meanwhile. */
+  followUp: Promise<void> | null;
   consecutiveFailures: number;
 }
 
@@ -49,7 +49,7 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
     private readonly scheduler: SchedulerRegistry,
   ) {
     for (const { provider, backend } of registry.all()) {
-      this.watches.set(backend.name, { provider, backend, inFlight: null, again: false, consecutiveFailures: 0 });
+      this.watches.set(backend.name, { provider, backend, inFlight: null, followUp: null, consecutiveFailures: 0 });
     }
   }
 
@@ -68,7 +68,7 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
   watch(backendName: string): void {
     const entry = this.registry.all().find((e) => e.backend.name === backendName);
     if (!entry || this.watches.has(backendName)) return;
-    const watch: Watch = { ...entry, inFlight: null, again: false, consecutiveFailures: 0 };
+    const watch: Watch = { ...entry, inFlight: null, followUp: null, consecutiveFailures: 0 };
     this.watches.set(backendName, watch);
     if (this.bootstrapped) this.startInterval(watch);
   }
@@ -85,7 +85,10 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
   private startInterval(watch: Watch): void {
     if (!watch.provider.capabilities.remote) return;
     const name = intervalName(watch.backend.name);
-    const interval = setInterval(() => void this.probeNow(watch.backend.name), watch.backend.probeIntervalMs);
+    // A tick that finds the previous probe still running (a hung backend) skips it: probes never pile up.
+    const interval = setInterval(() => {
+      if (!watch.inFlight) void this.start(watch);
+    }, watch.backend.probeIntervalMs);
     interval.unref();
     this.scheduler.addInterval(name, interval);
     this.intervals.push(name);
@@ -98,31 +101,33 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /**
-   * Observe one backend now and write the result to the store. Single-flight: a call while a probe runs
-   * waits for it and one more probe after it (the caller's change may have come after the first started).
-   * Never throws.
+   * Observe one backend now and write the result to the store. A call while a probe runs waits for it and
+   * for one more probe after it (the caller's change may have come after the first one started); callers
+   * arriving meanwhile share that follow-up. Never throws.
    */
   probeNow(backendName: string): Promise<void> {
     const watch = this.watches.get(backendName);
     if (!watch) return Promise.resolve();
-    if (watch.inFlight) {
-      watch.again = true;
-      return watch.inFlight;
-    }
-    const run = async (): Promise<void> => {
-      do {
-        watch.again = false;
-        await this.probeOnce(watch);
-      } while (watch.again);
-    };
-    watch.inFlight = run().finally(() => (watch.inFlight = null));
-    return watch.inFlight;
+    if (!watch.inFlight) return this.start(watch);
+    watch.followUp ??= watch.inFlight.then(() => {
+      watch.followUp = null;
+      return watch.inFlight ?? this.start(watch);
+    });
+    return watch.followUp;
+  }
+
+  private start(watch: Watch): Promise<void> {
+    const probe = this.probeOnce(watch).finally(() => {
+      if (watch.inFlight === probe) watch.inFlight = null;
+    });
+    watch.inFlight = probe;
+    return probe;
   }
 
   /** Resolves when no probe is running (probes already asked for included). */
   async whenIdle(): Promise<void> {
     for (;;) {
-      const running = [...this.watches.values()].flatMap((w) => (w.inFlight ? [w.inFlight] : []));
+      const running = [...this.watches.values()].flatMap((w) => [w.inFlight, w.followUp].filter((p) => p !== null));
       if (running.length === 0) return;
       await Promise.all(running);
     }

@@ -102,6 +102,20 @@ describe('ProbeService (the observer)', () => {
     }
   });
 
+  it('asking again while a hung probe runs costs one follow-up probe, and every caller gets an answer', async () => {
+    const hung = await startHungServer();
+    cleanup.push(() => hung.close());
+    const c = core(
+      [{ name: 'hung', type: 'rknn-sd', url: hung.url, probe_timeout_ms: 100 }],
+      [(b, k) => new RknnSdProvider(b, k)],
+    );
+    const first = c.observer.probeNow('hung');
+    const asked = Array.from({ length: 10 }, () => c.observer.probeNow('hung'));
+    await Promise.all([first, ...asked]);
+    await c.observer.whenIdle();
+    expect(hung.hits()).toBe(2);
+  });
+
   it('a dead backend never delays the observation of a healthy one', async () => {
     const fake = await startFakeRknnSd({ pipelineLoaded: true });
     cleanup.push(() => fake.close());
