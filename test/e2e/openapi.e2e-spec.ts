@@ -1,4 +1,5 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv } from 'ajv';
 import { getJson, startApp, type RunningApp } from '../support/app-harness.js';
 
 describe('GET /openapi.json', () => {
@@ -43,5 +44,32 @@ describe('GET /openapi.json', () => {
         'POST /v1/images/generations',
       ].sort(),
     );
+  });
+
+  it('describes each /v1 request body: required fields and bounds that a validator enforces', async () => {
+    const { body } = await getJson(`${running.url}/openapi.json`);
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema(body, 'doc');
+    const bodySchema = (path: string) => {
+      const escaped = encodeURIComponent(path.replaceAll('/', '~1'));
+      return ajv.getSchema(`doc#/paths/${escaped}/post/requestBody/content/application~1json/schema`)!;
+    };
+    const chat = bodySchema('/v1/chat/completions');
+    const messages = [{ role: 'user', content: 'hi' }];
+    expect(chat({ model: 'm', messages, temperature: 0.7, stop: ['a'], stream: true })).toBe(true);
+    expect(chat({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }] }] })).toBe(true);
+    expect(chat({ model: 'm' })).toBe(false);
+    expect(chat({ model: 'm', messages, temperature: 3 })).toBe(false);
+    expect(chat({ model: 'm', messages: [{ role: 'robot', content: 'x' }] })).toBe(false);
+    const completion = bodySchema('/v1/completions');
+    expect(completion({ model: 'm', prompt: 'once' })).toBe(true);
+    expect(completion({ model: 'm', prompt: ['a', 'b'] })).toBe(false);
+    const embeddings = bodySchema('/v1/embeddings');
+    expect(embeddings({ model: 'm', input: ['a', 'b'], encoding_format: 'base64' })).toBe(true);
+    expect(embeddings({ model: 'm', input: 3 })).toBe(false);
+    const images = bodySchema('/v1/images/generations');
+    expect(images({ model: 'm', prompt: 'a fox', size: '512x512', n: 2, steps: 4 })).toBe(true);
+    expect(images({ model: 'm', prompt: 'a fox', n: 5 })).toBe(false);
+    expect(images({ model: 'm', prompt: 'a fox', size: 'big' })).toBe(false);
   });
 });
