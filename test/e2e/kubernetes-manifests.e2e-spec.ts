@@ -73,7 +73,7 @@ describe('Kubernetes manifests (docker/kubernetes)', () => {
     const services = find('Service');
     expect(services).toHaveLength(2);
     for (const s of services) expect(matches(s.spec.selector, labels)).toBe(true);
-    expect(services.filter((s) => s.spec.clusterIP === 'None').map((s) => s.metadata.name)).toEqual([
+    expect(services.filter((s) => s.spec.clusterIP === 'None').map((s): string => String(s.metadata.name))).toEqual([
       'modelplane-peers',
     ]);
     expect(services.find((s) => s.spec.clusterIP !== 'None').spec.type).toBe('ClusterIP');
@@ -95,8 +95,8 @@ describe('Kubernetes manifests (docker/kubernetes)', () => {
       expect(secret).toBeDefined();
       expect(Object.keys({ ...secret!.stringData, ...secret!.data })).toContain(ref.key);
     }
-    const mounted = container.volumeMounts.map((m: Doc) => m.name).sort();
-    expect(pod.volumes.map((v: Doc) => v.name).sort()).toEqual(mounted);
+    const mounted = container.volumeMounts.map((m: Doc): string => String(m.name)).sort();
+    expect(pod.volumes.map((v: Doc): string => String(v.name)).sort()).toEqual(mounted);
   });
 
   it("the ConfigMap's config loads, and the grace period outlasts the drain", () => {
@@ -106,7 +106,7 @@ describe('Kubernetes manifests (docker/kubernetes)', () => {
     expect(config.fleet?.dns?.port).toBe(container.ports[0].containerPort);
     // modelplane exits by drain + 2 s (operations.md): the kubelet must not kill it first.
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(config.server.shutdownDrainS + 2);
-    const env = container.env.map((e: Doc) => e.name);
+    const env = container.env.map((e: Doc): string => String(e.name));
     expect(env).toEqual(
       expect.arrayContaining(['MODELPLANE_POD_IP', 'MODELPLANE_NODE_NAME', 'MODELPLANE_ADMIN_TOKEN']),
     );
