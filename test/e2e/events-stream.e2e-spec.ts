@@ -27,7 +27,7 @@ class SseReader {
   }
 
   /** The next block, or null when none came within `timeoutMs` (the read stays pending for the next call). */
-  private pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = null;
+  private pending: ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']> | null = null;
   async next(timeoutMs = 5000): Promise<string | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
