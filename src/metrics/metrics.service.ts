@@ -1,11 +1,11 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import { ModelLifecycleService } from '../models/model-lifecycle.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { ProbeService } from '../models/probe.service.js';
+import type { StateSnapshot } from '../models/state-snapshot.js';
+import { MODEL_STATES } from '../models/transitions.js';
 
 /** Closed label sets: a label value is never a model-supplied string, an id in free text or an error. */
 export const EVICTION_REASONS = ['idle', 'admin', 'budget', 'shutdown', 'other'] as const;
@@ -106,10 +106,9 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   });
 
   constructor(
-    private readonly backendState: BackendStateService,
     private readonly models: ModelsService,
     private readonly lifecycle: ModelLifecycleService,
-    private readonly moduleRef: ModuleRef,
+    private readonly probes: ProbeService,
   ) {
     this.snapshotGauges();
     // Every reason exists from the first scrape: rate() over a series that appears late misses its first step.
@@ -123,10 +122,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         else if (e.type === 'model.unloaded' && e.was_loaded) this.evictionsTotal.inc({ reason: evictionReason(e) });
       }),
     );
-    // ProbeService is internal to the models module; metrics only listen to it.
-    const probes = this.moduleRef.get(ProbeService, { strict: false });
     this.unsubscribers.push(
-      probes.onProbe((p) =>
+      this.probes.onProbe((p) =>
         this.probeDuration.observe({ backend: p.backend, result: p.ok ? 'ok' : 'error' }, p.probe_ms / 1000),
       ),
     );
@@ -136,9 +133,23 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     for (const off of this.unsubscribers.splice(0)) off();
   }
 
-  /** The exposition: process metrics, then modelplane's. */
+  /**
+   * The exposition: process metrics, then modelplane's. Every state gauge of one scrape reads the same
+   * store snapshot, taken here, so a scrape agrees with itself and with every other view.
+   */
   async exposition(): Promise<string> {
-    return `${await processMetrics().metrics()}\n${await this.registry.metrics()}`;
+    this.scrape = this.models.snapshot();
+    try {
+      return `${await processMetrics().metrics()}\n${await this.registry.metrics()}`;
+    } finally {
+      this.scrape = null;
+    }
+  }
+
+  private scrape: StateSnapshot | null = null;
+
+  private current(): StateSnapshot {
+    return this.scrape ?? this.models.snapshot();
   }
 
   get contentType(): string {
@@ -163,8 +174,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
 
   /** Gauges read the current snapshots on every scrape; nothing is cached between scrapes. */
   private snapshotGauges(): void {
-    const backendState = this.backendState;
-    const models = this.models;
+    const current = (): StateSnapshot => this.current();
+    const healthModels = (): ReturnType<ModelsService['healthModels']> => this.models.healthModels(current());
     const readinessValues = Object.values(Readiness);
     new Gauge({
       name: 'modelplane_readiness',
@@ -172,8 +183,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       labelNames: ['readiness'],
       registers: [this.registry],
       collect() {
-        const current = backendState.snapshot().readiness;
-        for (const r of readinessValues) this.set({ readiness: r }, current === r ? 1 : 0);
+        const aggregate = current().readiness.readiness;
+        for (const r of readinessValues) this.set({ readiness: r }, aggregate === r ? 1 : 0);
       },
     });
     new Gauge({
@@ -183,7 +194,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const b of backendState.snapshot().backends)
+        for (const b of current().readiness.backends)
           for (const r of readinessValues) this.set({ backend: b.name, readiness: r }, b.readiness === r ? 1 : 0);
       },
     });
@@ -199,7 +210,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const [model, m] of Object.entries(models.healthModels())) {
+          for (const [model, m] of Object.entries(healthModels())) {
             const v = value(m);
             if (v !== null) this.set({ model }, v);
           }
@@ -207,6 +218,17 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       });
     };
     perModel('modelplane_model_loaded', 'Model resident (1) or not (0).', (m) => (m.state === 'loaded' ? 1 : 0));
+    new Gauge({
+      name: 'modelplane_model_state',
+      help: 'Model state as every view shows it (1 for the current value); unknown = not observable or stale.',
+      labelNames: ['model', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [model, m] of Object.entries(healthModels()))
+          for (const state of MODEL_STATES) this.set({ model, state }, m.state === state ? 1 : 0);
+      },
+    });
     perModel('modelplane_model_in_flight', 'Requests holding a lease on the model.', (m) => m.in_flight);
     perModel('modelplane_model_idle_seconds', 'Seconds since the last request ended (loaded models).', (m) =>
       m.state === 'loaded' ? m.idle_seconds : null,
@@ -219,7 +241,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       help: 'Requests holding a lease, all models.',
       registers: [this.registry],
       collect() {
-        this.set(Object.values(models.healthModels()).reduce((n, m) => n + m.in_flight, 0));
+        this.set(Object.values(healthModels()).reduce((n, m) => n + m.in_flight, 0));
       },
     });
   }

@@ -5,7 +5,8 @@
  */
 
 /** What modelplane believes about a model (docs/architecture.md §Model states). */
-export type ModelState = 'unloaded' | 'loading' | 'loaded' | 'unloading' | 'failed' | 'unknown';
+export const MODEL_STATES = ['unloaded', 'loading', 'loaded', 'unloading', 'failed', 'unknown'] as const;
+export type ModelState = (typeof MODEL_STATES)[number];
 
 /** Events a transition can publish; `null` = a legal transition that publishes nothing by itself. */
 export type TransitionEvent = 'model.loaded' | 'model.load_failed' | 'model.unloaded' | null;

@@ -125,6 +125,10 @@ describe('one truth: every view agrees, and reads never wait', () => {
     expect(v.catalog.get('ghost')).toBe('unknown');
     expect(v.health.get('ghost')).toBe('unknown');
     expect(v.backends.get('never')).toMatchObject({ reachable: false, stale: true, observed_at: null });
+    // /metrics shows it as unknown too, not as a 0 that could be read as "unloaded".
+    const metrics = await (await fetch(`${running.url}/metrics`)).text();
+    expect(metrics).toMatch(/^modelplane_model_state\{model="ghost",state="unknown"\} 1$/m);
+    expect(metrics).toMatch(/^modelplane_model_state\{model="ghost",state="unloaded"\} 0$/m);
   });
 
   it('1: Ollama stops: loaded list, catalog, /health and /metrics all stop saying loaded at once', async () => {
