@@ -86,7 +86,13 @@ const prompt = (client: number, round: number): string =>
   `Client ${client}, round ${round}: write a long story about a lighthouse keeper and the sea.`;
 
 /** `clients` concurrent streamed completions of MAX_TOKENS each; aggregate tokens/s over the wall time. */
-async function concurrent(url: string, model: string, clients: number, round: number): Promise<Round> {
+async function concurrent(
+  url: string,
+  model: string,
+  clients: number,
+  round: number,
+  extra?: Record<string, unknown>,
+): Promise<Round> {
   const started = performance.now();
   const samples = await Promise.all(
     Array.from({ length: clients }, (_, c) =>
@@ -96,7 +102,7 @@ async function concurrent(url: string, model: string, clients: number, round: nu
         max_tokens: MAX_TOKENS,
         temperature: 0,
         // llama-server: generate all MAX_TOKENS like modelplane does (a random model may emit EOS).
-        ignore_eos: true,
+        ...(extra ?? {}),
       }),
     ),
   );
@@ -214,17 +220,19 @@ export async function runLlmParallelBench(): Promise<string> {
     ],
   });
   const server = haveServer ? await startLlamaServer(bin, modelPath, threads) : null;
-  const sides: { name: string; url: string; model: string }[] = [
+  const sides: { name: string; url: string; model: string; extra?: Record<string, unknown> }[] = [
     { name: `modelplane parallel: ${PARALLEL}`, url: bench.url, model: 'p8' },
     { name: 'modelplane parallel: 1 (serialized)', url: bench.url, model: 'p1' },
-    ...(server ? [{ name: `llama-server -np ${PARALLEL}`, url: server.url, model: 'bench' }] : []),
+    ...(server
+      ? [{ name: `llama-server -np ${PARALLEL}`, url: server.url, model: 'bench', extra: { ignore_eos: true } }]
+      : []),
   ];
   const results = new Map<string, Round[]>();
   const direct: number[] = [];
   let reuse: number[] = [];
   let noReuse: number[] = [];
   try {
-    for (const side of sides) await concurrent(side.url, side.model, 2, -1); // warm-up
+    for (const side of sides) await concurrent(side.url, side.model, 2, -1, side.extra); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       const d = await directGenerate(runtime, {
         modelPath,
@@ -239,7 +247,7 @@ export async function runLlmParallelBench(): Promise<string> {
           const side = sides[(round + k) % sides.length]!;
           const key = `${side.name}|${clients}`;
           const list = results.get(key) ?? [];
-          list.push(await concurrent(side.url, side.model, clients, round));
+          list.push(await concurrent(side.url, side.model, clients, round, side.extra));
           results.set(key, list);
         }
       }
