@@ -22,7 +22,7 @@ describe(BackendStateService.name, () => {
     expect(sut.snapshot().readiness).toBe(Readiness.Initializing);
   });
 
-  it('markInitialized moves last_transition_ms and emits', () => {
+  it('markInitialized moves last_transition_ms but publishes no transition (readiness did not change)', () => {
     const { sut, clock, events } = setup();
     sut.register('llm', 'llama-cpp');
     const before = sut.get('llm').last_transition_ms;
@@ -31,13 +31,13 @@ describe(BackendStateService.name, () => {
     expect(sut.get('llm').backend_initialized).toBe(true);
     expect(sut.get('llm').last_transition_ms).toBe(before + 250);
     expect(sut.snapshot().last_transition_ms).toBe(before + 250);
-    expect(events).toHaveLength(1);
+    expect(events).toHaveLength(0);
   });
 
   it.each<[Readiness, string | null, Readiness, string | null, boolean]>([
     [Readiness.Ready, null, Readiness.Ready, null, false],
     [Readiness.Ready, null, Readiness.Unavailable, 'connect ECONNREFUSED', true],
-    [Readiness.Unavailable, 'a', Readiness.Unavailable, 'b', true],
+    [Readiness.Unavailable, 'a', Readiness.Unavailable, 'b', false],
     [Readiness.Unavailable, 'a', Readiness.Ready, null, true],
     [Readiness.Degraded, 'x', Readiness.Degraded, 'x', false],
   ])('%s(%s) → %s(%s) emits=%s', (from, fromReason, to, toReason, emits) => {
@@ -51,6 +51,8 @@ describe(BackendStateService.name, () => {
     expect(events.length).toBe(emits ? 1 : 0);
     expect(sut.get('b').last_transition_ms).toBe(emits ? stamp + 10 : stamp);
     if (emits) expect(events[0]).toMatchObject({ backend: 'b', from, to, reason: toReason });
+    // A new reason for the same readiness is recorded, quietly.
+    expect(sut.get('b').reason).toBe(toReason);
   });
 
   it('finalize: some preloads failed → degraded naming the model; aggregate degraded', () => {
