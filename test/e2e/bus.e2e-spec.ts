@@ -166,7 +166,9 @@ describe('bus over MQTT (real broker, real app, llama-cpp)', () => {
     const state = running.app.get(BackendStateService);
     const original = state.get('broken-llm');
     const before = fc.statuses.length;
-    state.set('broken-llm', Readiness.Unavailable, 'operator pulled the card');
+    // A real transition (a new reason for the same readiness is not one, and publishes nothing).
+    expect(original.readiness).not.toBe(Readiness.Degraded);
+    state.set('broken-llm', Readiness.Degraded, 'operator pulled the card');
     try {
       const hb = await waitFor(
         () => fc.statuses.slice(before).find((s) => s.backends['broken-llm'].reason === 'operator pulled the card'),
