@@ -1,6 +1,32 @@
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+
+/**
+ * The src/ folders from the bottom up (docs/architecture.md "Layers"). A folder imports only from folders in
+ * layers below its own, so no two folders can ever import each other; a new folder must be placed here before
+ * anything else may import it.
+ */
+const LAYERS = [
+  ['common'],
+  ['config'],
+  ['auth', 'logging', 'backend-state', 'dashboard'],
+  ['openapi', 'providers'],
+  ['models', 'demo'],
+  ['events', 'health', 'metrics', 'eviction'],
+  ['fleet', 'inference'],
+  ['bus'],
+];
+const layerZones = LAYERS.flatMap((layer, i) =>
+  layer.map((folder) => ({
+    target: `./src/${folder}`,
+    from: './src',
+    except: [...LAYERS.slice(0, i).flat(), folder].map((f) => `./${f}`),
+    message: `src/${folder} may import only from the layers below it (${LAYERS.slice(0, i).flat().join(', ') || 'none'}).`,
+  })),
+);
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '**/*.cjs', '*.mjs'] },
@@ -18,6 +44,26 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       eqeqeq: 'error',
       curly: ['error', 'multi-line'],
+    },
+  },
+  {
+    files: ['src/**/*.ts', 'test/**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            ...layerZones,
+            { target: './src', from: './test', message: 'Production code never imports test code.' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module.js';
 import { Clock } from './common/clock.js';
-import { apiKeyOnRequest } from './common/auth.guards.js';
+import { apiKeyOnRequest } from './auth/auth.guards.js';
 import { installJsonBodyParser } from './common/body-guard.js';
 import { GlobalExceptionFilter } from './common/exception.filter.js';
 import {

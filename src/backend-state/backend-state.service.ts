@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { Clock } from '../common/clock.js';
-import type { BackendKind } from '../providers/model-provider.js';
+import type { BackendKind } from '../config/backend-kinds.js';
 import { aggregateReadiness, finalReadiness, type FinalizeInput, Readiness } from './readiness.js';
 
 export interface BackendStateView {

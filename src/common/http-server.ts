@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Limits } from '../config/limits.js';
 import { AppError, ServiceShuttingDownError } from './errors.js';
 import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -20,7 +19,14 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** How often Node checks headers/request timeouts; a timeout fires up to this much late. */
 const TIMEOUT_CHECK_MS = 500;
 
-export function serverOptions(limits: Limits): {
+/** The socket timeouts this file applies; the config's `Limits` has them (common imports nothing from config). */
+export interface SocketTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+export function serverOptions(limits: SocketTimeouts): {
   connectionTimeout: number;
   keepAliveTimeout: number;
   requestTimeout: number;

@@ -1,5 +1,5 @@
-import type { BackendKind } from '../providers/model-provider.js';
-import type { FleetConfig } from '../fleet/fleet-config.js';
+import type { BackendKind } from './backend-kinds.js';
+import type { FleetConfig } from './fleet-config.js';
 import type { Limits } from './limits.js';
 
 /** Typed, validated, defaults-applied configuration. The only shape the rest of the app reads. */

@@ -1,4 +1,4 @@
-import type { BackendKind } from '../providers/model-provider.js';
+import type { BackendKind } from './backend-kinds.js';
 import type { BackendConfig, ModelConfig } from './app-config.js';
 
 /** Defaults of every backend setting; the YAML loader and code-built configs (demo, benches) share them. */

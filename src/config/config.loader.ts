@@ -10,12 +10,12 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { FieldIssue } from '../common/errors.js';
 import { flattenValidationErrors } from '../common/validation.js';
-import { type BackendKind, REMOTE_KINDS } from '../providers/model-provider.js';
+import { type BackendKind, REMOTE_KINDS } from './backend-kinds.js';
 import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
 import { BACKEND_DEFAULTS, MODEL_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
-import { peerBackend, staticPeerUrls, toFleetConfig } from '../fleet/fleet-config.js';
+import { peerBackend, staticPeerUrls, toFleetConfig } from './fleet-config.js';
 import { LIMIT_DEFAULTS } from './limits.js';
 
 export class ConfigError extends Error {

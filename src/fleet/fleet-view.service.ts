@@ -7,7 +7,7 @@ import type { BackendSnapshot, StateSnapshot } from '../models/state-snapshot.js
 import type { PeerObservation } from '../providers/model-provider.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ModelplaneProvider } from '../providers/remote/modelplane.provider.js';
-import { type FleetConfig, fleetOf } from './fleet-config.js';
+import { type FleetConfig, fleetOf } from '../config/fleet-config.js';
 
 export interface FleetNode {
   host: string;

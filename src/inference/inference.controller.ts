@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiDefaultResponse, ApiExtraModels, ApiOkResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiKeyGuard } from '../common/auth.guards.js';
+import { ApiKeyGuard } from '../auth/auth.guards.js';
 import type { ChatCompletionRequest, CompletionRequest } from '../providers/openai-types.js';
 import {
   ChatCompletionChunkSchema,

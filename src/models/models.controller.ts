@@ -1,6 +1,6 @@
 import { Controller, Get, Header, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiDefaultResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import { AdminGuard } from '../common/auth.guards.js';
+import { AdminGuard } from '../auth/auth.guards.js';
 import { assertValidModelId } from '../common/model-id.js';
 import { ErrorEnvelopeSchema } from '../openapi/openai.schemas.js';
 import {

@@ -16,26 +16,10 @@ import type {
   ImageGenerationResponse,
 } from './openai-types.js';
 
-export const BACKEND_KINDS = [
-  'llama-cpp',
-  'onnx-image',
-  'llama-server',
-  'ollama',
-  'openai',
-  'rknn-sd',
-  'sd-cpp',
-  'modelplane',
-] as const;
-export type BackendKind = (typeof BACKEND_KINDS)[number];
-export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
-export const REMOTE_KINDS: readonly BackendKind[] = [
-  'llama-server',
-  'ollama',
-  'openai',
-  'rknn-sd',
-  'sd-cpp',
-  'modelplane',
-];
+import type { BackendKind } from '../config/backend-kinds.js';
+
+// Re-exported so existing imports keep working; the kinds belong to the config layer.
+export { BACKEND_KINDS, IN_PROCESS_KINDS, REMOTE_KINDS, type BackendKind } from '../config/backend-kinds.js';
 
 /**
  * What a model is for; the Models-app shows it. Well-known values: chat, embedding, image-generation,

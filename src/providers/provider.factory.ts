@@ -5,7 +5,7 @@ import type { BackendKind, ModelProvider } from './model-provider.js';
 import { LlamaCppProvider } from './llama-cpp/llama-cpp.provider.js';
 import { LlamaRuntime } from './llama-cpp/llama-runtime.js';
 import { OnnxImageProvider } from './onnx-image/onnx-image.provider.js';
-import { fleetOf } from '../fleet/fleet-config.js';
+import { fleetOf } from '../config/fleet-config.js';
 import { LlamaServerProvider, OllamaProvider, OpenAiProvider, RknnSdProvider, SdCppProvider } from './remote/index.js';
 import { ModelplaneProvider } from './remote/modelplane.provider.js';
 

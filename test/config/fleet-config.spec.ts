@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, loadConfig } from '../../src/config/config.loader.js';
-import { isSelf } from '../../src/fleet/fleet-config.js';
+import { isSelf } from '../../src/config/fleet-config.js';
 
 function load(yaml: unknown, env: NodeJS.ProcessEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mp-fleet-'));

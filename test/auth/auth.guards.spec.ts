@@ -1,5 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { AdminGuard, ApiKeyGuard, tokensMatch } from '../../src/common/auth.guards.js';
+import { AdminGuard, ApiKeyGuard, tokensMatch } from '../../src/auth/auth.guards.js';
 import { configFrom } from '../support/config.js';
 
 function contextFor(remoteAddress: string, headers: Record<string, string> = {}): ExecutionContext {

@@ -19,9 +19,9 @@ import {
 } from 'class-validator';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import type { BackendConfig } from '../config/app-config.js';
-import { BACKEND_DEFAULTS } from '../config/config-defaults.js';
-import { TIMER_MAX_MS } from '../config/limits.js';
+import type { BackendConfig } from './app-config.js';
+import { BACKEND_DEFAULTS } from './config-defaults.js';
+import { TIMER_MAX_MS } from './limits.js';
 
 const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 
