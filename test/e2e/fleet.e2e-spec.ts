@@ -26,8 +26,9 @@ describe('fleet of three nodes', () => {
     dns = await startDnsResponder();
     dns.set(SERVICE, HOSTS);
     port = await freePort();
-    const node = (i: number, models: Record<string, unknown>[]) =>
+    const node = (i: number, models: Record<string, unknown>[], eviction: Record<string, unknown> = {}) =>
       startNode(HOSTS[i]!, port, {
+        eviction,
         server: { admin_token: ADMIN },
         fleet: {
           node_name: `node-${i + 1}`,
@@ -38,11 +39,22 @@ describe('fleet of three nodes', () => {
         },
         backends: [{ name: 'local', type: 'llama-cpp', models }],
       });
-    nodes.push(await node(0, [{ id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256 }]));
+    // Node 1 holds one model at most: once it has one, another fits only by evicting it.
+    nodes.push(
+      await node(
+        0,
+        [
+          { id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256 },
+          { id: 'roomy', path: TINY_CHAT_GGUF, context_size: 256 },
+        ],
+        { max_loaded_models: 1 },
+      ),
+    );
     nodes.push(
       await node(1, [
         { id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256, preload: true },
         { id: 'tiny2', path: TINY_CHAT_GGUF, context_size: 256, preload: true },
+        { id: 'roomy', path: TINY_CHAT_GGUF, context_size: 256 },
       ]),
     );
     nodes.push(await node(2, [{ id: 'tiny3', path: TINY_CHAT_GGUF, context_size: 256, preload: true }]));
@@ -135,6 +147,22 @@ describe('fleet of three nodes', () => {
     expect(res.headers.get('x-modelplane-node')).toBe('node-1');
   });
 
+  it('sends a model warm nowhere to a node that can load it without evicting anything', async () => {
+    // Node 1 now holds 'tiny' (the request above) and may hold one model: 'roomy' would evict it there.
+    const plan = await getJson(`${nodes[0]!.url}/api/eviction/plan?load=roomy`);
+    expect(plan.body).toMatchObject({ fits: true, evict: ['tiny'] });
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('roomy'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-2');
+    const catalog = await getJson(`${nodes[0]!.url}/api/models`);
+    const states = Object.fromEntries(
+      catalog.body.models
+        .filter((m: { backend: string }) => m.backend === 'local')
+        .map((m: { id: string; state: string }) => [m.id, m.state]),
+    );
+    expect(states).toEqual({ tiny: 'loaded', roomy: 'unloaded' });
+  });
+
   it('a killed node leaves routing and is marked in the fleet view at its next probe', async () => {
     await nodes[2]!.close();
     await nodes[0]!.app.get(ProbeService).probeNow(peerName('127.0.0.3'));
@@ -160,5 +188,20 @@ describe('fleet of three nodes', () => {
     expect(JSON.stringify(health.body)).not.toContain(peerName('127.0.0.3'));
     const catalog = await getJson(`${nodes[0]!.url}/api/models`);
     expect(catalog.body.models.map((m: { id: string }) => m.id)).not.toContain('tiny3');
+  });
+
+  it('a DNS server in trouble (SERVFAIL) changes nothing: one lost answer is not a fleet that vanished', async () => {
+    dns.failing(true);
+    try {
+      await nodes[0]!.app.get(FleetDiscoveryService).sync();
+    } finally {
+      dns.failing(false);
+    }
+    const fleet = await getJson(`${nodes[0]!.url}/api/fleet/models/loaded`);
+    expect(fleet.body.nodes.map((n: { host: string }) => n.host).sort()).toEqual(['node-1', 'node-2']);
+    dns.set(SERVICE, []);
+    await nodes[0]!.app.get(FleetDiscoveryService).sync();
+    const alone = await getJson(`${nodes[0]!.url}/api/fleet/health`);
+    expect(alone.body).toMatchObject({ total_nodes: 1, ready_nodes: 1, status: 'ready' });
   });
 });

@@ -10,6 +10,8 @@ export interface DnsResponder {
   address: string;
   /** Replace the records of `name` (IPv4 and IPv6 addresses mixed); an empty list makes it NXDOMAIN. */
   set(name: string, addresses: string[]): void;
+  /** While on, every question is answered SERVFAIL (a DNS server in trouble, not an empty Service). */
+  failing(on: boolean): void;
   /** Questions answered so far. */
   readonly queries: number;
   close(): Promise<void>;
@@ -19,8 +21,9 @@ export async function startDnsResponder(): Promise<DnsResponder> {
   const records = new Map<string, string[]>();
   const socket: Socket = createSocket('udp4');
   let queries = 0;
+  let servfail = false;
   socket.on('message', (msg, rinfo) => {
-    const answer = respond(msg, records);
+    const answer = respond(msg, records, servfail);
     if (answer === null) return;
     queries++;
     socket.send(answer, rinfo.port, rinfo.address);
@@ -30,6 +33,9 @@ export async function startDnsResponder(): Promise<DnsResponder> {
   return {
     address: `127.0.0.1:${port}`,
     set: (name, addresses) => records.set(name.toLowerCase(), addresses),
+    failing: (on) => {
+      servfail = on;
+    },
     get queries() {
       return queries;
     },
@@ -40,7 +46,7 @@ export async function startDnsResponder(): Promise<DnsResponder> {
 const TYPE_A = 1;
 const TYPE_AAAA = 28;
 
-function respond(msg: Buffer, records: Map<string, string[]>): Buffer | null {
+function respond(msg: Buffer, records: Map<string, string[]>, servfail: boolean): Buffer | null {
   if (msg.length < 12) return null;
   const id = msg.readUInt16BE(0);
   const labels: string[] = [];
@@ -57,7 +63,7 @@ function respond(msg: Buffer, records: Map<string, string[]>): Buffer | null {
   const question = msg.subarray(12, questionEnd);
   const known = records.get(name);
   const family = qtype === TYPE_A ? 4 : qtype === TYPE_AAAA ? 6 : 0;
-  const matching = (known ?? []).filter((a) => isIP(a) === family);
+  const matching = servfail ? [] : (known ?? []).filter((a) => isIP(a) === family);
   const answers = matching.map((address) => {
     const rdata = family === 4 ? Buffer.from(address.split('.').map(Number)) : ipv6Bytes(address);
     const rr = Buffer.alloc(12);
@@ -70,9 +76,10 @@ function respond(msg: Buffer, records: Map<string, string[]>): Buffer | null {
   });
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
-  // QR=1, AA=1, RD copied, RA=1; RCODE 3 (NXDOMAIN) for a name with no records at all.
+  // QR=1, AA=1, RD copied, RA=1; RCODE 2 (SERVFAIL) when failing, 3 (NXDOMAIN) for a name with no records.
   const rd = msg[2]! & 0x01;
-  header.writeUInt16BE(0x8400 | (rd << 8) | 0x80 | (known && known.length > 0 ? 0 : 3), 2);
+  const rcode = servfail ? 2 : known && known.length > 0 ? 0 : 3;
+  header.writeUInt16BE(0x8400 | (rd << 8) | 0x80 | rcode, 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(answers.length, 6);
   return Buffer.concat([header, question, ...answers]);
