@@ -203,7 +203,7 @@ function modelSnapshot(
     believed_state: input.drifting.get(`${m.backend.name}/${m.id}`) ?? record?.state ?? null,
     observed_state: caps.remote ? (observed?.state ?? null) : state === 'loaded' ? 'loaded' : 'unloaded',
     drift: input.drifting.has(`${m.backend.name}/${m.id}`),
-    reason: record?.reason ?? null,
+    reason: record?.reason ?? failedReason(observed),
     pinned,
     preload: m.config?.preload ?? false,
     idle_seconds: round1(idle),
@@ -244,10 +244,18 @@ function truthState(
   if (!caps.remote) return record?.state ?? 'unloaded';
   if (record?.state === 'loading' || record?.state === 'unloading') return record.state;
   if (!observed || observed.state === 'unknown') return 'unknown';
-  if (observed.state === 'unloaded' && record?.state === 'failed') return 'failed';
+  if (observed.state === 'unloaded' && (record?.state === 'failed' || observed.details.failed === true))
+    return 'failed';
   // Our request is making the server load it on demand (Ollama, a router): loading until observed loaded.
   if (observed.state === 'unloaded' && (record?.inFlight ?? 0) > 0) return 'loading';
   return observed.state;
+}
+
+/** A server that reports a failed load of its own (llama-server router `status.failed`) says why. */
+function failedReason(observed: ObservedModel | undefined): string | null {
+  if (observed?.details.failed !== true) return null;
+  const code = observed.details.exit_code;
+  return `load failed on the server (exit code ${typeof code === 'number' ? code : 'unknown'})`;
 }
 
 function toMb(bytes: number | null): number | null {
