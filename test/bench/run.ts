@@ -3,6 +3,7 @@
  * compares against a baseline measured in the same process/run, never against a stored number.
  */
 import { runEvictionBench } from './eviction.bench.js';
+import { runFleetBench } from './fleet.bench.js';
 import { runHardeningBench } from './hardening.bench.js';
 import { runImageBench } from './image.bench.js';
 import { runLlmParallelBench } from './llm-parallel.bench.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   'llm-parallel': runLlmParallelBench,
   image: runImageBench,
   eviction: runEvictionBench,
+  fleet: runFleetBench,
   remote: runRemoteBench,
   state: runStateBench,
   hardening: runHardeningBench,
