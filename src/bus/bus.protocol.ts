@@ -1,4 +1,4 @@
-import { AppError } from '../common/errors.js';
+import { AppError, errorText } from '../common/errors.js';
 import type { ChatMessage } from '../providers/openai-types.js';
 
 /** Defaults from the flight-control contract (CONTRACTS.md). */
@@ -117,5 +117,5 @@ export function errorFields(err: unknown): Pick<BusResponse, 'error' | 'message'
         return { error: 'inference failed', message: err.message };
     }
   }
-  return { error: 'inference failed', message: err instanceof Error ? err.message : String(err) };
+  return { error: 'inference failed', message: errorText(err) };
 }

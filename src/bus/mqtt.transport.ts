@@ -1,3 +1,4 @@
+import { errorText } from '../common/errors.js';
 import { Logger } from '@nestjs/common';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import {
@@ -7,7 +8,6 @@ import {
   type BusTransport,
   type BusTransportStats,
   DEFAULT_BACKOFF,
-  errorMessage,
   type PublishOptions,
   TransportState,
 } from './transport.js';
@@ -67,7 +67,7 @@ export class MqttTransport implements BusTransport {
         });
       } catch (error) {
         // A malformed URL throws synchronously; stay disconnected and say why.
-        this.state.lastError = errorMessage(error);
+        this.state.lastError = errorText(error);
         this.logger.error(`MQTT bus disabled: cannot connect to ${this.url}: ${this.state.lastError}`);
         giveUp();
         return;
@@ -137,13 +137,13 @@ export class MqttTransport implements BusTransport {
         try {
           handler(payload);
         } catch (error) {
-          this.logger.error(`bus handler for '${topic}' threw: ${errorMessage(error)}`);
+          this.logger.error(`bus handler for '${topic}' threw: ${errorText(error)}`);
         }
       }
     });
     // mqtt.js emits 'error' for refused connections and bad CONNACKs; without a listener it would throw.
     client.on('error', (error) => {
-      this.state.lastError = errorMessage(error);
+      this.state.lastError = errorText(error);
     });
     client.on('close', () => {
       if (this.closed) return;
@@ -182,8 +182,8 @@ export class MqttTransport implements BusTransport {
     client.subscribe(topics, { qos: 1 }, (error) => {
       // A SUBSCRIBE cut off by a dropped connection is re-sent on the next CONNACK; not worth a log.
       if (error && this.client === client && this.state.connected) {
-        this.state.lastError = `subscribe failed: ${errorMessage(error)}`;
-        this.logger.error(`MQTT subscribe to ${topics.join(', ')} failed: ${errorMessage(error)}`);
+        this.state.lastError = `subscribe failed: ${errorText(error)}`;
+        this.logger.error(`MQTT subscribe to ${topics.join(', ')} failed: ${errorText(error)}`);
       }
     });
   }

@@ -144,7 +144,3 @@ export class TransportState {
     };
   }
 }
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

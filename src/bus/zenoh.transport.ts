@@ -1,3 +1,4 @@
+import { errorText } from '../common/errors.js';
 import { Logger } from '@nestjs/common';
 import {
   type BackoffOptions,
@@ -6,7 +7,6 @@ import {
   type BusTransport,
   type BusTransportStats,
   DEFAULT_BACKOFF,
-  errorMessage,
   TransportState,
 } from './transport.js';
 
@@ -138,7 +138,7 @@ export class ZenohTransport implements BusTransport {
     try {
       key = topicToKeyExpr(topic);
     } catch (error) {
-      this.state.lastError = errorMessage(error);
+      this.state.lastError = errorText(error);
       this.state.countDropped();
       return false;
     }
@@ -149,7 +149,7 @@ export class ZenohTransport implements BusTransport {
       return true;
     } catch (error) {
       this.state.countDropped();
-      this.lost(session, `put failed: ${errorMessage(error)}`);
+      this.lost(session, `put failed: ${errorText(error)}`);
       return false;
     }
   }
@@ -245,7 +245,7 @@ export class ZenohTransport implements BusTransport {
       await session.subscribe(key, (bytes) => this.deliver(key, bytes));
     } catch (error) {
       if (rethrow) throw error;
-      this.lost(session, `subscribe to '${key}' failed: ${errorMessage(error)}`);
+      this.lost(session, `subscribe to '${key}' failed: ${errorText(error)}`);
     }
   }
 
@@ -255,7 +255,7 @@ export class ZenohTransport implements BusTransport {
       try {
         handler(payload);
       } catch (error) {
-        this.logger.error(`bus handler for '${key}' threw: ${errorMessage(error)}`);
+        this.logger.error(`bus handler for '${key}' threw: ${errorText(error)}`);
       }
     }
   }
@@ -265,7 +265,7 @@ export class ZenohTransport implements BusTransport {
     const timeout = this.options.livenessTimeoutMs ?? 2000;
     this.livenessTimer = setInterval(() => {
       withTimeout(session.ping(), timeout, 'zenoh ping').catch((error: unknown) =>
-        this.lost(session, errorMessage(error)),
+        this.lost(session, errorText(error)),
       );
     }, interval);
     this.livenessTimer.unref();
@@ -285,7 +285,7 @@ export class ZenohTransport implements BusTransport {
   }
 
   private fail(error: unknown, permanent: boolean): void {
-    this.state.lastError = errorMessage(error);
+    this.state.lastError = errorText(error);
     if (permanent) {
       this.logger.error(`Zenoh bus cannot start: ${this.state.lastError}`);
     } else if (!this.outageLogged) {
@@ -349,10 +349,10 @@ export async function openZenohTsSession(locator: string): Promise<ZenohSession>
     }
     if (code === 'ERR_UNKNOWN_FILE_EXTENSION') {
       throw new ZenohUnavailableError(
-        `${ZENOH_TS} imports a .wasm module: start Node with --experimental-wasm-modules (${errorMessage(error)})`,
+        `${ZENOH_TS} imports a .wasm module: start Node with --experimental-wasm-modules (${errorText(error)})`,
       );
     }
-    throw new ZenohUnavailableError(`${ZENOH_TS} failed to load: ${errorMessage(error)}`);
+    throw new ZenohUnavailableError(`${ZENOH_TS} failed to load: ${errorText(error)}`);
   }
   const session = await zenoh.Session.open(new zenoh.Config(locator));
   return {

@@ -179,3 +179,8 @@ export class ModelOverloadedError extends AppError {
     );
   }
 }
+
+/** The message of anything thrown (a runtime may throw a string); the one place that decides how. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

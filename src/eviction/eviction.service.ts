@@ -7,7 +7,8 @@ import { ModelLifecycleService, type UnloadOutcome } from '../models/model-lifec
 import { ModelStateStore } from '../models/model-state.store.js';
 import { ProbeService } from '../models/probe.service.js';
 import { evictionView } from '../models/state-snapshot.js';
-import { errorText, type ResolvedModel } from '../providers/provider-registry.service.js';
+import { errorText } from '../common/errors.js';
+import { type ResolvedModel } from '../providers/provider-registry.service.js';
 
 export const SWEEPER_NAME = 'modelplane-idle-sweeper';
 

@@ -11,7 +11,8 @@ import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ProbeService } from '../models/probe.service.js';
-import { errorText, ProviderRegistry } from '../providers/provider-registry.service.js';
+import { errorText } from '../common/errors.js';
+import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { type FleetConfig, fleetOf, isSelf, peerBackend } from '../config/fleet-config.js';
 
 /** What discovery asks DNS; node:dns's Resolver by default, replaceable in tests. */

@@ -3,7 +3,8 @@ import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import type { BackendConfig } from '../config/app-config.js';
 import type { ModelProvider } from '../providers/model-provider.js';
-import { errorText, ProviderRegistry } from '../providers/provider-registry.service.js';
+import { errorText } from '../common/errors.js';
+import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ModelLifecycleService } from './model-lifecycle.service.js';
 import { ProbeService } from './probe.service.js';
 

@@ -2,6 +2,7 @@
  * Pure eviction decisions: functions of (now, model views) with no I/O and no logging, so the sweeper,
  * the memory budget and GET /api/eviction/plan all agree and tests need no clock tricks.
  */
+import { toMb } from '../common/units.js';
 
 export interface EvictionView {
   id: string;
@@ -83,9 +84,6 @@ export interface LoadPlan {
   candidates: PlanEntry[];
 }
 
-const MB = 1024 * 1024;
-const mb = (bytes: number | null): number | null => (bytes === null ? null : Math.round((bytes / MB) * 100) / 100);
-
 /**
  * What must go so `target` can load within the budget: least-recently-used idle, unpinned, unloadable local
  * models first. Busy and pinned models are never candidates. Only local (in-process) models count.
@@ -113,7 +111,7 @@ export function planLoad(
     const base = {
       id: m.id,
       idle_s: roundS(idleSeconds(nowMs, m)),
-      size_mb: mb(m.sizeBytes),
+      size_mb: toMb(m.sizeBytes),
       pinned: m.pinned,
       in_flight: m.inFlight,
     };
@@ -137,7 +135,7 @@ export function planLoad(
     reason =
       limits.maxLoadedModels > 0 && count + 1 > limits.maxLoadedModels
         ? `max_loaded_models=${limits.maxLoadedModels} reached and nothing evictable (${busy} busy, ${pinned} pinned)`
-        : `needs ${mb(need)} MB, ${mb(limits.memoryBudgetBytes - used)} MB free of memory_budget_mb=${mb(limits.memoryBudgetBytes)} after evicting every idle unpinned model (${busy} busy, ${pinned} pinned)`;
+        : `needs ${toMb(need)} MB, ${toMb(limits.memoryBudgetBytes - used)} MB free of memory_budget_mb=${toMb(limits.memoryBudgetBytes)} after evicting every idle unpinned model (${busy} busy, ${pinned} pinned)`;
   }
   return {
     model: target.id,
@@ -145,9 +143,9 @@ export function planLoad(
     reason,
     loaded_count: local.length,
     max_loaded_models: limits.maxLoadedModels,
-    used_mb: mb(local.reduce((sum, m) => sum + (m.sizeBytes ?? 0), 0)) ?? 0,
-    needed_mb: mb(target.sizeBytes),
-    memory_budget_mb: mb(limits.memoryBudgetBytes) ?? 0,
+    used_mb: toMb(local.reduce((sum, m) => sum + (m.sizeBytes ?? 0), 0)) ?? 0,
+    needed_mb: toMb(target.sizeBytes),
+    memory_budget_mb: toMb(limits.memoryBudgetBytes) ?? 0,
     evict: fits ? evict : [],
     candidates: entries,
   };

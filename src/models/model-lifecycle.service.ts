@@ -6,9 +6,11 @@ import {
   ModelLoadFailedError,
   ServiceShuttingDownError,
   UnloadUnsupportedError,
+  errorText,
 } from '../common/errors.js';
+import { toMb } from '../common/units.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
-import { errorText, ProviderRegistry, type ResolvedModel } from '../providers/provider-registry.service.js';
+import { ProviderRegistry, type ResolvedModel } from '../providers/provider-registry.service.js';
 import { type LoadPlan, planLoad } from './eviction-policy.js';
 import {
   type ModelRecord,
@@ -262,8 +264,4 @@ function reasonCode(reason: string): UnloadReasonCode {
   if (reason.startsWith('admin')) return 'admin';
   if (reason.startsWith('memory budget')) return 'budget';
   return 'other';
-}
-
-function toMb(bytes: number | null): number | null {
-  return bytes === null ? null : Math.round((bytes / (1024 * 1024)) * 100) / 100;
 }

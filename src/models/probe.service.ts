@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
+import { errorText } from '../common/errors.js';
 import type { BackendConfig } from '../config/app-config.js';
 import type { ModelProvider, Observation } from '../providers/model-provider.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
@@ -230,7 +231,7 @@ async function boundedObserve(provider: ModelProvider, timeoutMs: number): Promi
     .then(() => provider.observe(controller.signal))
     .catch((err: unknown): Observation => ({
       reachable: false,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorText(err),
       models: [],
       serverState: 'error',
     }));

@@ -3,6 +3,7 @@
  * the latest observations and backend readiness at one instant. Views pick fields; none computes state.
  */
 import { hostname } from 'node:os';
+import { toMb } from '../common/units.js';
 import type { ServiceStateView } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import type { BackendConfig } from '../config/app-config.js';
@@ -12,7 +13,6 @@ import { type EvictionView, idleSeconds, unloadsInS } from './eviction-policy.js
 import type { BackendObservation, ModelRecord } from './model-state.store.js';
 import type { ModelState } from './transitions.js';
 
-const MB = 1024 * 1024;
 const LOCAL_HOST = hostname();
 
 export interface BackendSnapshot {
@@ -256,10 +256,6 @@ function failedReason(observed: ObservedModel | undefined): string | null {
   if (observed?.details.failed !== true) return null;
   const code = observed.details.exit_code;
   return `load failed on the server (exit code ${typeof code === 'number' ? code : 'unknown'})`;
-}
-
-function toMb(bytes: number | null): number | null {
-  return bytes === null ? null : Math.round((bytes / MB) * 100) / 100;
 }
 
 function round1(value: number | null): number | null {

@@ -128,7 +128,3 @@ export class ProviderRegistry implements OnApplicationShutdown {
 function signature(descriptors: readonly ModelDescriptor[]): string {
   return JSON.stringify(descriptors.map((d) => [d.id, d.upstreamName, d.purpose, d.expectedSizeBytes, d.details]));
 }
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

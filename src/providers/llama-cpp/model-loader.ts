@@ -7,7 +7,7 @@
 import type { Logger } from '@nestjs/common';
 import { stat } from 'node:fs/promises';
 import type { ChatWrapper, LlamaContext, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
-import { ModelLoadFailedError } from '../../common/errors.js';
+import { errorText, ModelLoadFailedError } from '../../common/errors.js';
 import type { ModelConfig } from '../../config/app-config.js';
 import { checkGgufMetadata } from './gguf-check.js';
 import type { LlamaRuntime } from './llama-runtime.js';
@@ -195,6 +195,5 @@ function mib(bytes: number): string {
   return (bytes / 1048576).toFixed(1);
 }
 
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+// Re-exported: the llama-cpp files import it from here.
+export { errorText } from '../../common/errors.js';

@@ -9,6 +9,7 @@ import {
   ModelLoadFailedError,
   ModelNotFoundError,
   ModelOverloadedError,
+  errorText,
 } from '../../common/errors.js';
 import type { AppConfig, BackendConfig, ModelConfig } from '../../config/app-config.js';
 import {
@@ -299,10 +300,6 @@ export class OnnxImageProvider implements ModelProvider {
       throw new ModelLoadFailedError(id, errorText(err));
     }
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Waits for a shared promise but lets one caller stop waiting without cancelling it for the others. */
