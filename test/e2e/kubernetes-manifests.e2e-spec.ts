@@ -76,7 +76,7 @@ describe('Kubernetes manifests (docker/kubernetes)', () => {
     expect(services.filter((s) => s.spec.clusterIP === 'None').map((s): string => String(s.metadata.name))).toEqual([
       'modelplane-peers',
     ]);
-    expect(services.find((s) => s.spec.clusterIP !== 'None').spec.type).toBe('ClusterIP');
+    expect(services.find((s) => s.spec.clusterIP !== 'None')!.spec.type).toBe('ClusterIP');
     expect(matches(find('PodDisruptionBudget')[0]!.spec.selector.matchLabels, labels)).toBe(true);
     const port = container.ports[0];
     for (const s of services) expect(s.spec.ports[0].targetPort).toBe(port.name);
