@@ -147,6 +147,14 @@ describe('fleet of three nodes', () => {
     expect(res.headers.get('x-modelplane-node')).toBe('node-1');
   });
 
+  it('a model warm here and on a peer, equally busy, is served here (no hop)', async () => {
+    // The request above made node 1 load 'tiny'; node 2 holds it too, both idle.
+    await nodes[0]!.observe();
+    const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-1');
+  });
+
   it('sends a model warm nowhere to a node that can load it without evicting anything', async () => {
     // Node 1 now holds 'tiny' (the request above) and may hold one model: 'roomy' would evict it there.
     const plan = await getJson(`${nodes[0]!.url}/api/eviction/plan?load=roomy`);
