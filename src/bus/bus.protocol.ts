@@ -1,7 +1,8 @@
 import { AppError, errorText } from '../common/errors.js';
+import { REQUEST_LIMITS } from '../common/request-limits.js';
 import type { ChatMessage } from '../providers/openai-types.js';
 
-/** Defaults from the flight-control contract (CONTRACTS.md). */
+/** Defaults of the bus request contract (docs/bus.md). */
 export const DEFAULT_MAX_TOKENS = 256;
 export const DEFAULT_TEMPERATURE = 0.7;
 
@@ -64,8 +65,14 @@ export function parseBusRequest(payload: Buffer): ParseResult {
 
   if (requestId === null) return fail('request_id must be a non-empty string or a number');
   if (model === null || model.trim().length === 0) return fail('model must be a non-empty string');
+  if (model.length > REQUEST_LIMITS.nameMaxChars) {
+    return fail(`model must be at most ${REQUEST_LIMITS.nameMaxChars} characters`);
+  }
   if (!Array.isArray(obj.messages) || obj.messages.length === 0) {
     return fail('messages must be a non-empty array of {role, content}');
+  }
+  if (obj.messages.length > REQUEST_LIMITS.messagesMax) {
+    return fail(`messages must hold at most ${REQUEST_LIMITS.messagesMax} messages`);
   }
   const messages: ChatMessage[] = [];
   for (const [i, m] of (obj.messages as unknown[]).entries()) {
@@ -75,15 +82,28 @@ export function parseBusRequest(payload: Buffer): ParseResult {
       return fail(`messages[${i}].role must be one of ${ROLES.join(', ')}`);
     }
     if (typeof content !== 'string') return fail(`messages[${i}].content must be a string`);
+    if (content.length > REQUEST_LIMITS.textMaxChars) {
+      return fail(`messages[${i}].content must be at most ${REQUEST_LIMITS.textMaxChars} characters`);
+    }
     messages.push({ role: role as ChatMessage['role'], content });
   }
   const maxTokens = obj.max_tokens ?? DEFAULT_MAX_TOKENS;
-  if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
-    return fail('max_tokens must be a positive integer');
+  if (
+    typeof maxTokens !== 'number' ||
+    !Number.isInteger(maxTokens) ||
+    maxTokens < 1 ||
+    maxTokens > REQUEST_LIMITS.maxTokensMax
+  ) {
+    return fail(`max_tokens must be an integer from 1 to ${REQUEST_LIMITS.maxTokensMax}`);
   }
   const temperature = obj.temperature ?? DEFAULT_TEMPERATURE;
-  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
-    return fail('temperature must be a number between 0 and 2');
+  if (
+    typeof temperature !== 'number' ||
+    !Number.isFinite(temperature) ||
+    temperature < 0 ||
+    temperature > REQUEST_LIMITS.temperatureMax
+  ) {
+    return fail(`temperature must be a number between 0 and ${REQUEST_LIMITS.temperatureMax}`);
   }
   return {
     ok: true,

@@ -23,6 +23,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import type { ResponseFormat, ToolCall, ToolChoice, ToolDefinition } from '../providers/openai-types.js';
+import { REQUEST_LIMITS } from '../common/request-limits.js';
 import {
   contentToText,
   IsImageSize,
@@ -58,7 +59,7 @@ export class ChatMessageDto {
   role!: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
   @ApiProperty({
     oneOf: [
-      { type: 'string', maxLength: 1_000_000, nullable: true },
+      { type: 'string', maxLength: REQUEST_LIMITS.textMaxChars, nullable: true },
       { type: 'array', items: { type: 'object', properties: { type: { enum: ['text'] }, text: { type: 'string' } } } },
     ],
     description: 'Text, or text parts (joined); null on an assistant turn that only called tools',
@@ -66,17 +67,24 @@ export class ChatMessageDto {
   // An assistant turn that only called tools has content null; treat it as empty text.
   @Transform(({ value }) => contentToText(value) ?? '')
   @IsString({ message: 'content must be a string or an array of text parts' })
-  @MaxLength(1_000_000)
+  @MaxLength(REQUEST_LIMITS.textMaxChars)
   content!: string;
-  @ApiPropertyOptional({ maxLength: 200 }) @IsOptional() @IsString() @MaxLength(200) name?: string;
+  @ApiPropertyOptional({ maxLength: REQUEST_LIMITS.nameMaxChars })
+  @IsOptional()
+  @IsString()
+  @MaxLength(REQUEST_LIMITS.nameMaxChars)
+  name?: string;
   @ApiPropertyOptional({ type: 'array', items: TOOL_CALL, maxItems: 128 })
   @IsOptional()
   @Rule('toolCalls', toolCallsProblem)
   tool_calls?: ToolCall[];
-  @ApiPropertyOptional({ maxLength: 200, description: 'On a tool message: the call it answers' })
+  @ApiPropertyOptional({
+    maxLength: REQUEST_LIMITS.nameMaxChars,
+    description: 'On a tool message: the call it answers',
+  })
   @IsOptional()
   @IsString()
-  @MaxLength(200)
+  @MaxLength(REQUEST_LIMITS.nameMaxChars)
   tool_call_id?: string;
 }
 
@@ -88,28 +96,33 @@ class StreamOptionsDto {
 }
 
 class SamplingDto {
-  @ApiProperty({ minLength: 1, maxLength: 200 })
+  @ApiProperty({ minLength: 1, maxLength: REQUEST_LIMITS.nameMaxChars })
   @IsString()
   @MinLength(1)
-  @MaxLength(200)
+  @MaxLength(REQUEST_LIMITS.nameMaxChars)
   model!: string;
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 1_000_000 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: REQUEST_LIMITS.maxTokensMax })
   @IsOptional()
   @IsInt()
   @Min(1)
-  @Max(1_000_000)
+  @Max(REQUEST_LIMITS.maxTokensMax)
   max_tokens?: number;
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 1_000_000, description: 'Alias of max_tokens' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: REQUEST_LIMITS.maxTokensMax,
+    description: 'Alias of max_tokens',
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
-  @Max(1_000_000)
+  @Max(REQUEST_LIMITS.maxTokensMax)
   max_completion_tokens?: number;
-  @ApiPropertyOptional({ minimum: 0, maximum: 2 })
+  @ApiPropertyOptional({ minimum: 0, maximum: REQUEST_LIMITS.temperatureMax })
   @IsOptional()
   @IsNumber()
   @Min(0)
-  @Max(2)
+  @Max(REQUEST_LIMITS.temperatureMax)
   temperature?: number;
   @ApiPropertyOptional({ minimum: 0, maximum: 1 })
   @IsOptional()
@@ -191,10 +204,10 @@ class SamplingDto {
 }
 
 export class ChatCompletionDto extends SamplingDto {
-  @ApiProperty({ type: [ChatMessageDto], minItems: 1, maxItems: 1000 })
+  @ApiProperty({ type: [ChatMessageDto], minItems: 1, maxItems: REQUEST_LIMITS.messagesMax })
   @IsArray()
   @ArrayMinSize(1)
-  @ArrayMaxSize(1000)
+  @ArrayMaxSize(REQUEST_LIMITS.messagesMax)
   @ValidateNested({ each: true })
   @Type(() => ChatMessageDto)
   messages!: ChatMessageDto[];
@@ -244,7 +257,11 @@ export class CompletionDto extends SamplingDto {
 }
 
 export class EmbeddingsDto {
-  @ApiProperty({ minLength: 1, maxLength: 200 }) @IsString() @MinLength(1) @MaxLength(200) model!: string;
+  @ApiProperty({ minLength: 1, maxLength: REQUEST_LIMITS.nameMaxChars })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(REQUEST_LIMITS.nameMaxChars)
+  model!: string;
   @ApiProperty(stringOrList(256)) @IsStringOrStringArray(256) input!: string | string[];
   @ApiPropertyOptional({ enum: ['float', 'base64'] })
   @IsOptional()
@@ -253,26 +270,26 @@ export class EmbeddingsDto {
 }
 
 export class ImageGenerationDto {
-  @ApiProperty({ minLength: 1, maxLength: 200 })
+  @ApiProperty({ minLength: 1, maxLength: REQUEST_LIMITS.nameMaxChars })
   @IsString()
   @MinLength(1)
-  @MaxLength(200)
+  @MaxLength(REQUEST_LIMITS.nameMaxChars)
   model!: string;
-  @ApiProperty({ minLength: 1, maxLength: 4000 })
+  @ApiProperty({ minLength: 1, maxLength: REQUEST_LIMITS.imagePromptMaxChars })
   @IsString()
   @MinLength(1)
-  @MaxLength(4000)
+  @MaxLength(REQUEST_LIMITS.imagePromptMaxChars)
   prompt!: string;
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 4 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: REQUEST_LIMITS.imagesMax })
   @IsOptional()
   @IsInt()
   @Min(1)
-  @Max(4)
+  @Max(REQUEST_LIMITS.imagesMax)
   n?: number;
   @ApiPropertyOptional({
     pattern: '^\\d{1,5}x\\d{1,5}$',
     example: '512x512',
-    description: 'WxH, multiples of 8 from 8 to 2048',
+    description: `WxH, multiples of 8 from 8 to ${REQUEST_LIMITS.imageSideMax}`,
   })
   @IsOptional()
   @IsImageSize()
@@ -281,27 +298,27 @@ export class ImageGenerationDto {
   @IsOptional()
   @IsIn(['b64_json'], { message: 'response_format must be b64_json (no file hosting here)' })
   response_format?: 'b64_json';
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 50, description: 'Extension' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: REQUEST_LIMITS.imageStepsMax, description: 'Extension' })
   @IsOptional()
   @IsInt()
   @Min(1)
-  @Max(50)
+  @Max(REQUEST_LIMITS.imageStepsMax)
   steps?: number;
-  @ApiPropertyOptional({ minimum: 0, maximum: 20, description: 'Extension' })
+  @ApiPropertyOptional({ minimum: 0, maximum: REQUEST_LIMITS.imageGuidanceMax, description: 'Extension' })
   @IsOptional()
   @IsNumber()
   @Min(0)
-  @Max(20)
+  @Max(REQUEST_LIMITS.imageGuidanceMax)
   guidance_scale?: number;
-  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: 2 ** 32 - 1, description: 'Extension' })
+  @ApiPropertyOptional({ type: 'integer', minimum: 0, maximum: REQUEST_LIMITS.seedMax, description: 'Extension' })
   @IsOptional()
   @IsInt()
   @Min(0)
-  @Max(2 ** 32 - 1)
+  @Max(REQUEST_LIMITS.seedMax)
   seed?: number;
-  @ApiPropertyOptional({ maxLength: 4000, description: 'Extension' })
+  @ApiPropertyOptional({ maxLength: REQUEST_LIMITS.imagePromptMaxChars, description: 'Extension' })
   @IsOptional()
   @IsString()
-  @MaxLength(4000)
+  @MaxLength(REQUEST_LIMITS.imagePromptMaxChars)
   negative_prompt?: string;
 }

@@ -3,6 +3,7 @@
  * inside nested values, the path of what is wrong.
  */
 import { ValidateBy, type ValidationOptions } from 'class-validator';
+import { REQUEST_LIMITS } from '../common/request-limits.js';
 
 export function IsStringOrStringArray(maxItems: number, options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
@@ -139,9 +140,17 @@ export function IsImageSize(options?: ValidationOptions): PropertyDecorator {
           const m = typeof value === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(value) : null;
           if (!m) return false;
           const [w, h] = [Number(m[1]), Number(m[2])];
-          return w >= 8 && h >= 8 && w <= 2048 && h <= 2048 && w % 8 === 0 && h % 8 === 0;
+          return (
+            w >= 8 &&
+            h >= 8 &&
+            w <= REQUEST_LIMITS.imageSideMax &&
+            h <= REQUEST_LIMITS.imageSideMax &&
+            w % 8 === 0 &&
+            h % 8 === 0
+          );
         },
-        defaultMessage: () => 'size must be "WxH" with W and H multiples of 8 between 8 and 2048',
+        defaultMessage: () =>
+          `size must be "WxH" with W and H multiples of 8 between 8 and ${REQUEST_LIMITS.imageSideMax}`,
       },
     },
     options,

@@ -1,4 +1,5 @@
 import { ValidationFailedError, type FieldIssue } from '../../common/errors.js';
+import { REQUEST_LIMITS } from '../../common/request-limits.js';
 import type { GenerationParams, PipelineInfo } from './pipeline.js';
 
 /**
@@ -6,13 +7,13 @@ import type { GenerationParams, PipelineInfo } from './pipeline.js';
  * called from the bus and from code, so it must refuse bad values on its own with the field named.
  */
 
-export const MAX_IMAGES = 4;
-export const MAX_STEPS = 50;
-export const MAX_GUIDANCE = 20;
-/** Bounds memory and time per request: a 2048² image is 64× the latents of SD's native 256² latent grid. */
-export const MAX_SIDE = 2048;
-export const MAX_PROMPT_CHARS = 10_000;
-export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+// The same bounds as the HTTP DTOs: one table (common/request-limits.ts) for every door.
+export const MAX_IMAGES = REQUEST_LIMITS.imagesMax;
+export const MAX_STEPS = REQUEST_LIMITS.imageStepsMax;
+export const MAX_GUIDANCE = REQUEST_LIMITS.imageGuidanceMax;
+export const MAX_SIDE = REQUEST_LIMITS.imageSideMax;
+export const MAX_PROMPT_CHARS = REQUEST_LIMITS.imagePromptMaxChars;
+export const MAX_SEED = REQUEST_LIMITS.seedMax;
 
 export const DEFAULTS = {
   lcm: { steps: 4, guidanceScale: 8 },
