@@ -1,5 +1,7 @@
 import type { BackendKind } from './backend-kinds.js';
 import type { BackendConfig, ModelConfig } from './app-config.js';
+import { MB } from '../common/units.js';
+import { LIMIT_DEFAULTS } from './limits.js';
 
 /** Defaults of every backend setting; the YAML loader and code-built configs (demo, benches) share them. */
 export const BACKEND_DEFAULTS = {
@@ -46,3 +48,50 @@ export function backendConfig(
 ): BackendConfig {
   return { name, type, url: null, apiKey: null, threads: null, ...BACKEND_DEFAULTS, models, ...overrides };
 }
+
+/**
+ * Every default of the YAML file, under its YAML name: the loader applies these and nothing else, and
+ * test/config/config-defaults.spec.ts checks that docs/configuration.md shows the same values.
+ */
+export const CONFIG_DEFAULTS = {
+  data_dir: 'data',
+  log_level: 'log',
+  server: {
+    host: '127.0.0.1',
+    port: 8080,
+    body_limit_bytes: 10 * MB,
+    shutdown_drain_s: 10,
+    headers_timeout_ms: LIMIT_DEFAULTS.headersTimeoutMs,
+    request_timeout_ms: LIMIT_DEFAULTS.requestTimeoutMs,
+    keep_alive_timeout_ms: LIMIT_DEFAULTS.keepAliveTimeoutMs,
+    max_connections: LIMIT_DEFAULTS.maxConnections,
+  },
+  eviction: { idle_unload_s: 600, check_interval_s: 60, max_loaded_models: 0, memory_budget_mb: 0 },
+  bus: {
+    enabled: false,
+    transport: 'mqtt',
+    url: 'mqtt://127.0.0.1:1883',
+    heartbeat_s: 5,
+    connect_timeout_ms: 5000,
+    topics: { request: 'local/llm/request', response: 'local/llm/response', status: 'local/llm/status' },
+  },
+  limits: {
+    body_max_keys: LIMIT_DEFAULTS.bodyMaxKeys,
+    body_max_depth: LIMIT_DEFAULTS.bodyMaxDepth,
+    image_queue: LIMIT_DEFAULTS.imageQueue,
+    image_max_work: LIMIT_DEFAULTS.imageMaxWork,
+  },
+  /** Each entry of `backends:`. */
+  backend: {
+    probe_timeout_ms: BACKEND_DEFAULTS.probeTimeoutMs,
+    probe_cache_ms: BACKEND_DEFAULTS.probeCacheMs,
+    probe_interval_ms: BACKEND_DEFAULTS.probeIntervalMs,
+    failure_threshold: BACKEND_DEFAULTS.failureThreshold,
+    request_timeout_ms: BACKEND_DEFAULTS.requestTimeoutMs,
+    stream_idle_timeout_ms: BACKEND_DEFAULTS.streamIdleTimeoutMs,
+    max_line_bytes: BACKEND_DEFAULTS.maxLineBytes,
+    max_body_bytes: BACKEND_DEFAULTS.maxBodyBytes,
+  },
+  /** Each entry of a backend's `models:`. */
+  model: { preload: false, pin: false, embeddings: false, parallel: MODEL_DEFAULTS.parallel },
+} as const;

@@ -12,11 +12,10 @@ import type { FieldIssue } from '../common/errors.js';
 import { flattenValidationErrors } from '../common/validation.js';
 import { type BackendKind, REMOTE_KINDS } from './backend-kinds.js';
 import type { AppConfig, BackendConfig, ModelConfig } from './app-config.js';
-import { BACKEND_DEFAULTS, MODEL_DEFAULTS } from './config-defaults.js';
+import { CONFIG_DEFAULTS } from './config-defaults.js';
 import { type BackendSchema, ConfigSchema, type ModelSchema } from './config.schema.js';
 import { demoBackends } from './demo-config.js';
 import { peerBackend, staticPeerUrls, toFleetConfig } from './fleet-config.js';
-import { LIMIT_DEFAULTS } from './limits.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -261,6 +260,10 @@ function crossFieldIssues(raw: Raw): FieldIssue[] {
   return issues;
 }
 
+const D = CONFIG_DEFAULTS;
+const B = CONFIG_DEFAULTS.backend;
+const M = CONFIG_DEFAULTS.model;
+
 function num(value: unknown, fallback: number): number {
   return typeof value === 'number' ? value : fallback;
 }
@@ -282,12 +285,12 @@ function toModel(m: ModelSchema | Raw): ModelConfig {
     path: str(r.path),
     upstreamName: str(r.upstream),
     purpose: str(r.purpose),
-    preload: bool(r.preload, false),
-    pin: bool(r.pin, false),
+    preload: bool(r.preload, M.preload),
+    pin: bool(r.pin, M.pin),
     idleUnloadS: typeof r.idle_unload_s === 'number' ? r.idle_unload_s : null,
     contextSize: typeof r.context_size === 'number' ? r.context_size : null,
-    embeddings: bool(r.embeddings, false),
-    parallel: num(r.parallel, MODEL_DEFAULTS.parallel),
+    embeddings: bool(r.embeddings, M.embeddings),
+    parallel: num(r.parallel, M.parallel),
   };
 }
 
@@ -298,14 +301,14 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     type: r.type as BackendKind,
     url: str(r.url)?.replace(/\/+$/, '') ?? null,
     apiKey: str(r.api_key),
-    probeTimeoutMs: num(r.probe_timeout_ms, BACKEND_DEFAULTS.probeTimeoutMs),
-    probeCacheMs: num(r.probe_cache_ms, BACKEND_DEFAULTS.probeCacheMs),
-    probeIntervalMs: num(r.probe_interval_ms, BACKEND_DEFAULTS.probeIntervalMs),
-    failureThreshold: num(r.failure_threshold, BACKEND_DEFAULTS.failureThreshold),
-    requestTimeoutMs: num(r.request_timeout_ms, BACKEND_DEFAULTS.requestTimeoutMs),
-    streamIdleTimeoutMs: num(r.stream_idle_timeout_ms, BACKEND_DEFAULTS.streamIdleTimeoutMs),
-    maxLineBytes: num(r.max_line_bytes, BACKEND_DEFAULTS.maxLineBytes),
-    maxBodyBytes: num(r.max_body_bytes, BACKEND_DEFAULTS.maxBodyBytes),
+    probeTimeoutMs: num(r.probe_timeout_ms, B.probe_timeout_ms),
+    probeCacheMs: num(r.probe_cache_ms, B.probe_cache_ms),
+    probeIntervalMs: num(r.probe_interval_ms, B.probe_interval_ms),
+    failureThreshold: num(r.failure_threshold, B.failure_threshold),
+    requestTimeoutMs: num(r.request_timeout_ms, B.request_timeout_ms),
+    streamIdleTimeoutMs: num(r.stream_idle_timeout_ms, B.stream_idle_timeout_ms),
+    maxLineBytes: num(r.max_line_bytes, B.max_line_bytes),
+    maxBodyBytes: num(r.max_body_bytes, B.max_body_bytes),
     threads: typeof r.threads === 'number' ? r.threads : null,
     models: asArray(r.models).map(toModel),
   };
@@ -317,12 +320,12 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
   const bus = section(raw, 'bus');
   const topics = section(bus, 'topics');
   const limits = section(raw, 'limits');
-  const dataDirRaw = str(raw.data_dir) ?? 'data';
+  const dataDirRaw = str(raw.data_dir) ?? D.data_dir;
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(where.baseDir, dataDirRaw);
   const fleet = toFleetConfig(raw, {
     adminToken: str(server.admin_token),
     apiKey: str(server.api_key),
-    port: num(server.port, 8080),
+    port: num(server.port, D.server.port),
   });
   const configured =
     where.demo && raw.backends === undefined ? demoBackends(dataDir) : asArray(raw.backends).map(toBackend);
@@ -332,43 +335,43 @@ function toAppConfig(raw: Raw, where: { baseDir: string; demo: boolean; cwd: str
     baseDir: where.baseDir,
     dataDir,
     demo: where.demo,
-    logLevel: (str(raw.log_level) ?? 'log') as AppConfig['logLevel'],
+    logLevel: (str(raw.log_level) ?? D.log_level) as AppConfig['logLevel'],
     logFormat: (str(raw.log_format) ?? null) as AppConfig['logFormat'],
     server: {
-      host: str(server.host) ?? '127.0.0.1',
-      port: num(server.port, 8080),
+      host: str(server.host) ?? D.server.host,
+      port: num(server.port, D.server.port),
       adminToken: str(server.admin_token),
       apiKey: str(server.api_key),
-      bodyLimitBytes: num(server.body_limit_bytes, 10 * 1024 * 1024),
-      shutdownDrainS: num(server.shutdown_drain_s, 10),
+      bodyLimitBytes: num(server.body_limit_bytes, D.server.body_limit_bytes),
+      shutdownDrainS: num(server.shutdown_drain_s, D.server.shutdown_drain_s),
     },
     eviction: {
-      idleUnloadS: num(eviction.idle_unload_s, 600),
-      checkIntervalS: num(eviction.check_interval_s, 60),
-      maxLoadedModels: num(eviction.max_loaded_models, 0),
-      memoryBudgetMb: num(eviction.memory_budget_mb, 0),
+      idleUnloadS: num(eviction.idle_unload_s, D.eviction.idle_unload_s),
+      checkIntervalS: num(eviction.check_interval_s, D.eviction.check_interval_s),
+      maxLoadedModels: num(eviction.max_loaded_models, D.eviction.max_loaded_models),
+      memoryBudgetMb: num(eviction.memory_budget_mb, D.eviction.memory_budget_mb),
     },
     bus: {
-      enabled: bool(bus.enabled, false),
-      transport: (str(bus.transport) ?? 'mqtt') as 'mqtt' | 'zenoh',
-      url: str(bus.url) ?? 'mqtt://127.0.0.1:1883',
-      heartbeatS: num(bus.heartbeat_s, 5),
-      connectTimeoutMs: num(bus.connect_timeout_ms, 5000),
+      enabled: bool(bus.enabled, D.bus.enabled),
+      transport: (str(bus.transport) ?? D.bus.transport) as 'mqtt' | 'zenoh',
+      url: str(bus.url) ?? D.bus.url,
+      heartbeatS: num(bus.heartbeat_s, D.bus.heartbeat_s),
+      connectTimeoutMs: num(bus.connect_timeout_ms, D.bus.connect_timeout_ms),
       topics: {
-        request: str(topics.request) ?? 'local/llm/request',
-        response: str(topics.response) ?? 'local/llm/response',
-        status: str(topics.status) ?? 'local/llm/status',
+        request: str(topics.request) ?? D.bus.topics.request,
+        response: str(topics.response) ?? D.bus.topics.response,
+        status: str(topics.status) ?? D.bus.topics.status,
       },
     },
     limits: {
-      bodyMaxKeys: num(limits.body_max_keys, LIMIT_DEFAULTS.bodyMaxKeys),
-      bodyMaxDepth: num(limits.body_max_depth, LIMIT_DEFAULTS.bodyMaxDepth),
-      headersTimeoutMs: num(server.headers_timeout_ms, LIMIT_DEFAULTS.headersTimeoutMs),
-      requestTimeoutMs: num(server.request_timeout_ms, LIMIT_DEFAULTS.requestTimeoutMs),
-      keepAliveTimeoutMs: num(server.keep_alive_timeout_ms, LIMIT_DEFAULTS.keepAliveTimeoutMs),
-      maxConnections: num(server.max_connections, LIMIT_DEFAULTS.maxConnections),
-      imageQueue: num(limits.image_queue, LIMIT_DEFAULTS.imageQueue),
-      imageMaxWork: num(limits.image_max_work, LIMIT_DEFAULTS.imageMaxWork),
+      bodyMaxKeys: num(limits.body_max_keys, D.limits.body_max_keys),
+      bodyMaxDepth: num(limits.body_max_depth, D.limits.body_max_depth),
+      headersTimeoutMs: num(server.headers_timeout_ms, D.server.headers_timeout_ms),
+      requestTimeoutMs: num(server.request_timeout_ms, D.server.request_timeout_ms),
+      keepAliveTimeoutMs: num(server.keep_alive_timeout_ms, D.server.keep_alive_timeout_ms),
+      maxConnections: num(server.max_connections, D.server.max_connections),
+      imageQueue: num(limits.image_queue, D.limits.image_queue),
+      imageMaxWork: num(limits.image_max_work, D.limits.image_max_work),
     },
     backends: [...configured, ...peers.filter((p) => !configured.some((c) => c.name === p.name))],
     fleet,
