@@ -11,6 +11,7 @@ import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { Readiness } from '../backend-state/readiness.js';
 import { APP_CONFIG, type AppConfig } from '../config/app-config.js';
 import { ProbeService } from '../models/probe.service.js';
+import { ModelStateStore } from '../models/model-state.store.js';
 import { errorText } from '../common/errors.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { type FleetConfig, fleetOf, isSelf, peerBackend } from '../config/fleet-config.js';
@@ -49,6 +50,7 @@ export class FleetDiscoveryService implements OnApplicationBootstrap, OnApplicat
     private readonly registry: ProviderRegistry,
     private readonly backendState: BackendStateService,
     private readonly probes: ProbeService,
+    private readonly store: ModelStateStore,
     @Optional() @Inject(PEER_RESOLVER) resolver?: PeerResolver,
   ) {
     this.fleet = fleetOf(config);
@@ -137,6 +139,7 @@ export class FleetDiscoveryService implements OnApplicationBootstrap, OnApplicat
     this.discovered.delete(name);
     this.probes.unwatch(name);
     await this.registry.removeBackend(name);
+    this.store.forgetBackend(name);
   }
 }
 

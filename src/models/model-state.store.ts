@@ -280,6 +280,15 @@ export class ModelStateStore {
     this.emitter.emit('observed', backend);
   }
 
+  /** A backend left (a fleet peer gone from DNS): its observation, drift and idle records go with it. */
+  forgetBackend(backend: string): void {
+    this.observations.delete(backend);
+    for (const key of [...this.drifting.keys()]) if (key.startsWith(`${backend}/`)) this.drifting.delete(key);
+    for (const [id, record] of this.records)
+      if (record.backend === backend && record.inFlight === 0 && !record.lock.locked) this.records.delete(id);
+    this.version++;
+  }
+
   private reconcile(backend: string, observed: ObservedModel): void {
     // The same id on two backends (a fleet peer holding a model this node also has): belief is about the
     // backend the id resolves to; another backend's copy is not evidence about it.
