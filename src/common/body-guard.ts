@@ -1,7 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import type { Server } from 'node:http';
-import { AppError } from './errors.js';
+import { BodyTooDeepError, BodyTooManyKeysError, InvalidJsonError } from './errors.js';
 
 /**
  * The JSON body parser for every route. Counts keys and depth right after parsing and before anything walks
@@ -11,38 +11,6 @@ import { AppError } from './errors.js';
 export interface BodyBounds {
   maxKeys: number;
   maxDepth: number;
-}
-
-export class BodyTooDeepError extends AppError {
-  constructor(maxDepth: number) {
-    super(
-      400,
-      'body_too_deep',
-      `The JSON body nests deeper than ${maxDepth} levels`,
-      { max_depth: maxDepth },
-      undefined,
-      'body',
-    );
-  }
-}
-
-export class BodyTooManyKeysError extends AppError {
-  constructor(maxKeys: number) {
-    super(
-      413,
-      'body_too_many_keys',
-      `The JSON body has more than ${maxKeys} keys and array items`,
-      { max_keys: maxKeys },
-      undefined,
-      'body',
-    );
-  }
-}
-
-export class InvalidJsonError extends AppError {
-  constructor(message: string) {
-    super(400, 'invalid_json', message, {}, undefined, 'body');
-  }
 }
 
 const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -1,6 +1,14 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, NotFoundRouteError } from './errors.js';
+import {
+  AppError,
+  BadUrlError,
+  InternalError,
+  NotFoundRouteError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  UriTooLongError,
+} from './errors.js';
 
 /** A response whose body is already in its final shape (terminus health checks). */
 export class RawHttpResponse extends Error {
@@ -43,40 +51,34 @@ export function toAppError(err: unknown, method = '', url = ''): AppError {
           : typeof (response as { message?: unknown }).message === 'string'
             ? (response as { message: string }).message
             : err.message;
-    return new AppError(status, codeForStatus(status), message);
+    // A framework error whose status is only known here: the envelope with the status's generic code.
+    return new AppError({ status, code: codeForStatus(status), message });
   }
   const fastifyError = err as { statusCode?: number };
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return fromFastifyError(err);
   }
-  return new AppError(500, 'internal_error', 'Internal server error');
+  return new InternalError();
 }
 
 function fromFastifyError(err: unknown): AppError {
   const fastifyError = err as { statusCode?: number; code?: string; message?: string };
   const status = fastifyError.statusCode ?? 400;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-    return new AppError(413, 'payload_too_large', 'Request body is too large');
+    return new PayloadTooLargeError();
   }
   if (fastifyError.code === 'FST_ERR_BAD_URL') {
-    return new AppError(400, 'bad_url', 'The URL is not validly %-encoded', {}, 'invalid_request_error', 'url');
+    return new BadUrlError();
   }
   if (fastifyError.code === 'FST_ERR_MAX_PARAM_LENGTH' || status === 414) {
-    return new AppError(
-      414,
-      'uri_too_long',
-      'A path segment of the URL is too long',
-      {},
-      'invalid_request_error',
-      'url',
-    );
+    return new UriTooLongError();
   }
   if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || status === 415) {
-    return new AppError(415, 'unsupported_media_type', fastifyError.message ?? 'Unsupported media type');
+    return new UnsupportedMediaTypeError(fastifyError.message ?? 'Unsupported media type');
   }
   // Bad JSON and empty JSON bodies: the body itself is invalid.
   const code = fastifyError.code?.startsWith('FST_ERR_CTP_') ? 'invalid_json' : codeForStatus(status);
-  return new AppError(status, code, fastifyError.message ?? 'Bad request', {}, 'invalid_request_error', 'body');
+  return new AppError({ status, code, message: fastifyError.message ?? 'Bad request', param: 'body' });
 }
 
 function codeForStatus(status: number): string {

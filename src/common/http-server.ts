@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { AppError, ServiceShuttingDownError } from './errors.js';
+import {
+  type AppError,
+  HeadersTooLargeError,
+  MalformedRequestError,
+  RequestTimeoutError,
+  ServiceShuttingDownError,
+  TooManyConnectionsError,
+} from './errors.js';
 import { Logger } from '@nestjs/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { envelopeFor, sendError } from './exception.filter.js';
@@ -80,17 +87,11 @@ function clientErrorHandler(err: Error & { code?: string }, socket: Socket): voi
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   let error: AppError;
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    error = new AppError(408, 'request_timeout', 'The request was not received in time', {}, 'invalid_request_error');
+    error = new RequestTimeoutError();
   } else if (err.code === 'HPE_HEADER_OVERFLOW') {
-    error = new AppError(
-      431,
-      'headers_too_large',
-      `Request headers exceed ${MAX_HEADER_BYTES} bytes`,
-      { max_bytes: MAX_HEADER_BYTES },
-      'invalid_request_error',
-    );
+    error = new HeadersTooLargeError(MAX_HEADER_BYTES);
   } else {
-    error = new AppError(400, 'bad_request', 'Malformed HTTP request', {}, 'invalid_request_error');
+    error = new MalformedRequestError();
   }
   if (socket.writable) socket.end(rawErrorResponse(error));
   socket.destroy();
@@ -107,15 +108,7 @@ export function capConnections(server: Server, max: number): void {
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
-      const error = new AppError(
-        503,
-        'too_many_connections',
-        `The server holds its maximum of ${max} connections`,
-        { max_connections: max },
-        'unavailable_error',
-        null,
-        { 'retry-after': '1' },
-      );
+      const error = new TooManyConnectionsError(max);
       socket.on('error', () => socket.destroy());
       // Read and drop what the client sends: closing with unread data would reset the answer away.
       socket.resume();

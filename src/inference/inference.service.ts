@@ -2,7 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { BackendStateService } from '../backend-state/backend-state.service.js';
 import { canServe, Readiness } from '../backend-state/readiness.js';
 import { Clock } from '../common/clock.js';
-import { AppError, BackendUnavailableError } from '../common/errors.js';
+import { BackendUnavailableError, UnsupportedOperationError } from '../common/errors.js';
 import { assertValidModelId } from '../common/model-id.js';
 import { measured, measuredStream, outcomeOf } from '../metrics/inference-metrics.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -83,13 +83,9 @@ export class InferenceService implements OnModuleDestroy {
     if (!canServe(state.readiness))
       throw new BackendUnavailableError(resolved.backend.name, state.readiness, state.reason);
     if (typeof resolved.provider[operation] !== 'function') {
-      throw new AppError(
-        400,
-        'unsupported_operation',
+      throw new UnsupportedOperationError(
+        id,
         `Model '${id}' (${resolved.descriptor.purpose}) does not support ${describe(operation)}`,
-        { model: id },
-        'invalid_request_error',
-        'model',
       );
     }
     return resolved as Admitted;

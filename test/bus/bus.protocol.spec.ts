@@ -1,7 +1,7 @@
 import { Readiness } from '../../src/backend-state/readiness.js';
 import {
-  AppError,
   BackendUnavailableError,
+  InsufficientMemoryError,
   InferenceFailedError,
   ModelNotFoundError,
   ServiceShuttingDownError,
@@ -87,7 +87,7 @@ describe('errorFields', () => {
       error: 'inference failed',
       message: "Inference on 'm' failed: decode error",
     });
-    expect(errorFields(new AppError(503, 'insufficient_memory', 'no room'))).toMatchObject({
+    expect(errorFields(new InsufficientMemoryError('m', 'no room'))).toMatchObject({
       error: 'inference failed',
     });
     expect(errorFields(new Error('boom'))).toEqual({ error: 'inference failed', message: 'boom' });

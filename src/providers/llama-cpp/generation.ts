@@ -4,7 +4,7 @@
  * that turns its text callbacks into a stream.
  */
 import type { ChatHistoryItem, LlamaText, Token } from 'node-llama-cpp';
-import { AppError, InferenceFailedError } from '../../common/errors.js';
+import { ContextLengthExceededError, InferenceFailedError } from '../../common/errors.js';
 import type { ChatMessage, FinishReason, SamplingParams, Usage } from '../openai-types.js';
 import type { LlamaHandle } from './model-loader.js';
 import { OFF_THREAD_CHARS, type OffThreadTokenizer } from './off-thread-tokenizer.js';
@@ -45,12 +45,9 @@ export type GenerationEvent =
 export function checkTextLength(modelId: string, chars: number, contextSize: number, param: string): void {
   const limit = contextSize * MAX_CHARS_PER_TOKEN;
   if (chars <= limit) return;
-  throw new AppError(
-    400,
-    'context_length_exceeded',
+  throw new ContextLengthExceededError(
     `The input of ${chars} characters cannot fit the ${contextSize}-token context of '${modelId}' (at most ${limit} characters are accepted)`,
     { model: modelId, characters: chars, max_characters: limit, context_size: contextSize },
-    'invalid_request_error',
     param,
   );
 }

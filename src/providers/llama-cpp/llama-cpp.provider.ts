@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { statSync } from 'node:fs';
-import { AppError, InferenceFailedError } from '../../common/errors.js';
+import { ContextLengthExceededError, EmbeddingsNotSupportedError, InferenceFailedError } from '../../common/errors.js';
 import type { AppConfig, BackendConfig } from '../../config/app-config.js';
 import {
   IN_PROCESS_CAPABILITIES,
@@ -267,14 +267,7 @@ export class LlamaCppProvider implements ModelProvider {
   async embeddings(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse> {
     const slot = this.slots.slot(modelId);
     if (!slot.config.embeddings) {
-      throw new AppError(
-        400,
-        'embeddings_not_supported',
-        `Model '${modelId}' does not serve embeddings (set embeddings: true in its config)`,
-        { model: modelId },
-        'invalid_request_error',
-        'model',
-      );
+      throw new EmbeddingsNotSupportedError(modelId);
     }
     const inputs = Array.isArray(req.input) ? req.input : [req.input];
     if (inputs.length === 0 || inputs.some((i) => typeof i !== 'string')) {
@@ -291,12 +284,9 @@ export class LlamaCppProvider implements ModelProvider {
         const tokens = await inputTokens(h, text, this.tokenizer);
         const counted = tokens.length + (h.model.tokens.shouldPrependBosToken ? 1 : 0);
         if (counted > h.contextSize) {
-          throw new AppError(
-            400,
-            'context_length_exceeded',
+          throw new ContextLengthExceededError(
             `Input ${index} has ${counted} tokens; the embedding context of '${modelId}' holds ${h.contextSize}`,
             { model: modelId, index, prompt_tokens: counted, context_size: h.contextSize },
-            'invalid_request_error',
             'input',
           );
         }

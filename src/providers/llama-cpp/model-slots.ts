@@ -5,7 +5,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
-import { AppError, InferenceFailedError, ModelNotFoundError } from '../../common/errors.js';
+import { AppError, InferenceFailedError, ModelNotFoundError, ModelOverloadedError } from '../../common/errors.js';
 import type { ModelConfig } from '../../config/app-config.js';
 import type { UnloadResult } from '../model-provider.js';
 import type { SamplingParams } from '../openai-types.js';
@@ -185,15 +185,7 @@ export class ModelSlots {
   private requestError(id: string, err: unknown, signal: AbortSignal): AppError {
     if (err instanceof AppError) return err;
     if (err instanceof QueueFullError) {
-      return new AppError(
-        503,
-        'model_overloaded',
-        `Model '${id}' has ${err.capacity} requests waiting; try again shortly`,
-        { model: id, queued: err.capacity },
-        'unavailable_error',
-        null,
-        { 'retry-after': '1' },
-      );
+      return new ModelOverloadedError(id, err.capacity);
     }
     if (signal.aborted) return new InferenceFailedError(id, 'the request was aborted');
     return new InferenceFailedError(id, errorText(err));

@@ -6,7 +6,7 @@
  * learn that it did not get them.
  */
 import type { LlamaGrammar, Token } from 'node-llama-cpp';
-import { AppError } from '../../common/errors.js';
+import { AppError, errorText, InvalidRequestError, UnsupportedParameterError } from '../../common/errors.js';
 import type { ChatCompletionRequest, CompletionRequest, ResponseFormat } from '../openai-types.js';
 import { jsonSchemaProblem } from './json-schema-check.js';
 import type { LlamaHandle } from './model-loader.js';
@@ -23,13 +23,10 @@ const grammarCache = new WeakMap<LlamaHandle, Map<string, Promise<LlamaGrammar>>
 type AnyRequest = Partial<ChatCompletionRequest> & Partial<Pick<CompletionRequest, 'prompt'>>;
 
 export function unsupported(modelId: string, field: string, why: string): AppError {
-  return new AppError(
-    400,
-    'unsupported_parameter',
-    `'${field}' is not supported by the in-process llama-cpp backend serving '${modelId}': ${why}`,
-    { model: modelId, field },
-    'invalid_request_error',
+  return new UnsupportedParameterError(
+    modelId,
     field,
+    `'${field}' is not supported by the in-process llama-cpp backend serving '${modelId}': ${why}`,
   );
 }
 
@@ -49,13 +46,10 @@ export function refuseUnsupported(modelId: string, req: AnyRequest): void {
         : undefined;
   const problem = schema === undefined ? null : jsonSchemaProblem(schema);
   if (problem) {
-    throw new AppError(
-      400,
-      'invalid_request',
+    throw new InvalidRequestError(
       `The JSON schema cannot be enforced: ${problem}`,
-      { model: modelId },
-      'invalid_request_error',
       format?.type === 'json_schema' ? 'response_format.json_schema.schema' : 'response_format.schema',
+      { model: modelId },
     );
   }
   for (const [field, value] of Object.entries(req.passthrough ?? {})) {
@@ -106,14 +100,7 @@ function grammarFor(h: LlamaHandle, modelId: string, format: ResponseFormat | un
     grammar.catch(() => cache.delete(key));
   }
   return grammar.catch((err: unknown) => {
-    throw new AppError(
-      400,
-      'invalid_request',
-      `The JSON schema cannot be enforced: ${err instanceof Error ? err.message : String(err)}`,
-      { model: modelId },
-      'invalid_request_error',
-      param,
-    );
+    throw new InvalidRequestError(`The JSON schema cannot be enforced: ${errorText(err)}`, param, { model: modelId });
   });
 }
 
@@ -137,13 +124,10 @@ function tokenBias(lib: NodeLlamaCpp, h: LlamaHandle, modelId: string, bias: Rec
   for (const [key, value] of Object.entries(bias)) {
     const token = Number(key);
     if (!/^\d+$/.test(key) || !(token < vocab)) {
-      throw new AppError(
-        400,
-        'invalid_request',
+      throw new InvalidRequestError(
         `logit_bias key '${key}' is not a token id of '${modelId}' (0 to ${vocab - 1})`,
-        { model: modelId },
-        'invalid_request_error',
         'logit_bias',
+        { model: modelId },
       );
     }
     result.set(token as Token, value <= -100 ? 'never' : { logit: value });

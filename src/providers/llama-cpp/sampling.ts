@@ -3,7 +3,7 @@
  * `directGenerate` so a benchmark compares the HTTP path with exactly the same settings.
  */
 import type { LlamaCompletionGenerationOptions, LlamaGrammar, TokenBias } from 'node-llama-cpp';
-import { AppError } from '../../common/errors.js';
+import { type AppError, ContextLengthExceededError, InvalidRequestError } from '../../common/errors.js';
 import type { SamplingParams } from '../openai-types.js';
 
 /** OpenAI leaves max_tokens open-ended; a bounded default keeps one request from holding a model for minutes. */
@@ -16,19 +16,6 @@ export const DEFAULT_MAX_TOKENS = 256;
 export const DEFAULT_TEMPERATURE = 0.8;
 export const DEFAULT_CONTEXT_SIZE = 2048;
 
-export class ContextLengthExceededError extends AppError {
-  constructor(model: string, promptTokens: number, contextSize: number) {
-    super(
-      400,
-      'context_length_exceeded',
-      `The prompt of ${promptTokens} tokens leaves no room to generate in the ${contextSize}-token context of '${model}'`,
-      { model, prompt_tokens: promptTokens, context_size: contextSize },
-      'invalid_request_error',
-      'messages',
-    );
-  }
-}
-
 /** Generation settings that need the loaded model to build (a grammar from a JSON schema, token biases). */
 export interface GenerationExtras {
   grammar?: LlamaGrammar;
@@ -39,7 +26,7 @@ export interface GenerationExtras {
 export const PENALTY_LAST_TOKENS = 64;
 
 export function invalidRequest(message: string, param: string | null): AppError {
-  return new AppError(400, 'invalid_request', message, {}, 'invalid_request_error', param);
+  return new InvalidRequestError(message, param);
 }
 
 export function stopStrings(stop: SamplingParams['stop']): string[] {
@@ -61,7 +48,13 @@ export function generationOptions(
   extras: GenerationExtras = {},
 ): LlamaCompletionGenerationOptions & { maxTokens: number } {
   const room = contextSize - promptTokens;
-  if (room < 1) throw new ContextLengthExceededError(model, promptTokens, contextSize);
+  if (room < 1) {
+    throw new ContextLengthExceededError(
+      `The prompt of ${promptTokens} tokens leaves no room to generate in the ${contextSize}-token context of '${model}'`,
+      { model, prompt_tokens: promptTokens, context_size: contextSize },
+      'messages',
+    );
+  }
   // max_completion_tokens is OpenAI's newer name for the same limit; it wins when both are sent.
   const requested = req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_MAX_TOKENS;
   if (!Number.isInteger(requested) || requested < 1) {

@@ -26,14 +26,15 @@ export class UpstreamRejectedError extends AppError {
   constructor(backend: string, status: number, message: string, upstream: Record<string, unknown>) {
     const type = typeof upstream.type === 'string' ? upstream.type : null;
     const contextOverflow = status === 400 && isContextOverflow(type, message);
-    super(
+    // The upstream's own status is kept (a 404 unknown model stays 404), so the class names the code only.
+    super({
       status,
-      contextOverflow ? 'context_length_exceeded' : 'upstream_rejected',
+      code: contextOverflow ? 'context_length_exceeded' : 'upstream_rejected',
       message,
-      { backend, upstream_status: status, ...(type ? { upstream_type: type } : {}), ...numbers(upstream) },
-      'invalid_request_error',
-      typeof upstream.param === 'string' ? upstream.param : contextOverflow ? 'messages' : null,
-    );
+      details: { backend, upstream_status: status, ...(type ? { upstream_type: type } : {}), ...numbers(upstream) },
+      type: 'invalid_request_error',
+      param: typeof upstream.param === 'string' ? upstream.param : contextOverflow ? 'messages' : null,
+    });
   }
 }
 
