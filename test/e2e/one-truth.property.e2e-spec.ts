@@ -13,6 +13,7 @@ import { ModelStateStore } from '../../src/models/model-state.store.js';
 import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { mulberry32 as prng } from '../../src/common/prng.js';
 import { type FakeOllama, type FakeRknnSd, startFakeOllama, startFakeRknnSd } from '../support/fakes/index.js';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { expectViewsAgree, readViews } from '../support/views.js';
@@ -23,18 +24,6 @@ const STEPS = Number(process.env.PROPERTY_STEPS ?? 60);
 const INTERVAL_MS = 3_600_000;
 const TIMEOUT_MS = 500;
 const MB = 1024 * 1024;
-
-/** mulberry32: a tiny seeded PRNG, so a failing run can be replayed exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Statuses a user may legitimately get while backends come and go; anything else is a bug. */
 const ACCEPTABLE = new Set([200, 409, 502, 503, 504]);

@@ -5,6 +5,7 @@
  * the envelope and request id on every error, no answer slower than a bound, and /health/live answering all
  * the while. The same seed replays the same cases.
  */
+import { mulberry32 as prng } from '../../src/common/prng.js';
 
 export interface FuzzOptions {
   seed: number;
@@ -34,18 +35,6 @@ const DOCUMENTED_503 = new Set([
   'shutting_down',
   'too_many_connections',
 ]);
-
-/** mulberry32: tiny, seedable, good enough to pick cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   path: string;

@@ -15,6 +15,7 @@ import {
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { toHalf } from '../../common/float16.js';
+import { mulberry32 } from '../../common/prng.js';
 
 /** GGUF metadata value type codes (gguf.h). */
 export enum GgufValueType {
@@ -305,17 +306,7 @@ export function writeGgufFile(path: string, spec: GgufFileSpec): number {
   return plan.totalBytes;
 }
 
-/** Small, fast, seedable PRNG (mulberry32): same seed, same weights, on every machine. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../../common/prng.js';
 
 export interface TinyLlamaOptions {
   seed: number;
