@@ -3,7 +3,8 @@ import type { AppConfig } from '../config/app-config.js';
 import { BUS_OPTIONS, type BusOptions, DEFAULT_BUS_OPTIONS } from './bus.ports.js';
 import { MqttTransport } from './mqtt.transport.js';
 import type { BusTransport } from './transport.js';
-import { type ZenohSessionFactory, ZenohTransport } from './zenoh.transport.js';
+import type { ZenohSessionFactory } from './zenoh-session.js';
+import { ZenohTransport } from './zenoh.transport.js';
 
 /** Token for a replacement Zenoh session factory (tests; no router can run there). */
 export const ZENOH_SESSION_FACTORY = Symbol('ZENOH_SESSION_FACTORY');

@@ -3,12 +3,12 @@ import { Logger } from '@nestjs/common';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import {
   type BackoffOptions,
-  backoffDelayMs,
   type BusPayloadHandler,
   type BusTransport,
   type BusTransportStats,
-  DEFAULT_BACKOFF,
   type PublishOptions,
+  Reconnector,
+  TopicHandlers,
   TransportState,
 } from './transport.js';
 
@@ -31,10 +31,9 @@ export class MqttTransport implements BusTransport {
   readonly url: string;
   private readonly logger = new Logger(MqttTransport.name);
   private readonly state: TransportState;
-  private readonly handlers = new Map<string, Set<BusPayloadHandler>>();
+  private readonly handlers = new TopicHandlers();
+  private readonly reconnector: Reconnector;
   private client: MqttClient | null = null;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private attempt = 0;
   private closed = false;
   /** Whether we already said "not reachable" for the current outage (logs on flips only). */
   private outageLogged = false;
@@ -42,6 +41,7 @@ export class MqttTransport implements BusTransport {
   constructor(private readonly options: MqttTransportOptions) {
     this.url = options.url;
     this.state = new TransportState(options.epochMs ?? Date.now);
+    this.reconnector = new Reconnector(options.backoff);
   }
 
   get connected(): boolean {
@@ -98,19 +98,14 @@ export class MqttTransport implements BusTransport {
   }
 
   subscribe(topic: string, handler: BusPayloadHandler): void {
-    let set = this.handlers.get(topic);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(topic, set);
-      if (this.client && this.state.connected) this.sendSubscribe(this.client, [topic]);
+    if (this.handlers.add(topic, handler) && this.client && this.state.connected) {
+      this.sendSubscribe(this.client, [topic]);
     }
-    set.add(handler);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
+    this.reconnector.cancel();
     const client = this.client;
     this.client = null;
     this.state.set(false);
@@ -127,20 +122,12 @@ export class MqttTransport implements BusTransport {
 
   private wire(client: MqttClient): void {
     client.on('connect', () => {
-      this.attempt = 0;
+      this.reconnector.reset();
       this.outageLogged = false;
-      this.sendSubscribe(client, [...this.handlers.keys()]);
+      this.sendSubscribe(client, this.handlers.topics());
       if (this.state.set(true)) this.logger.log(`MQTT bus connected to ${this.url}`);
     });
-    client.on('message', (topic, payload) => {
-      for (const handler of this.handlers.get(topic) ?? []) {
-        try {
-          handler(payload);
-        } catch (error) {
-          this.logger.error(`bus handler for '${topic}' threw: ${errorText(error)}`);
-        }
-      }
-    });
+    client.on('message', (topic, payload) => this.handlers.dispatch(topic, payload, this.logger));
     // mqtt.js emits 'error' for refused connections and bad CONNACKs; without a listener it would throw.
     client.on('error', (error) => {
       this.state.lastError = errorText(error);
@@ -149,31 +136,21 @@ export class MqttTransport implements BusTransport {
       if (this.closed) return;
       const wasConnected = this.state.connected;
       this.state.set(false);
-      const backoff = this.options.backoff ?? DEFAULT_BACKOFF;
-      const delay = backoffDelayMs(this.attempt, backoff);
-      this.attempt += 1;
+      const delay = this.reconnector.nextDelayMs();
       if (wasConnected) {
         this.logger.warn(`MQTT bus lost ${this.url}; reconnecting with backoff (first retry in ${delay} ms)`);
         this.outageLogged = true;
       } else if (!this.outageLogged) {
         const why = this.state.lastError ? `: ${this.state.lastError}` : '';
         this.logger.warn(
-          `MQTT broker ${this.url} not reachable${why}; retrying with backoff up to ${backoff.maxMs} ms`,
+          `MQTT broker ${this.url} not reachable${why}; retrying with backoff up to ${this.reconnector.backoff.maxMs} ms`,
         );
         this.outageLogged = true;
       }
-      this.scheduleReconnect(client, delay);
+      this.reconnector.schedule(delay, () => {
+        if (!this.closed && this.client === client) client.reconnect();
+      });
     });
-  }
-
-  private scheduleReconnect(client: MqttClient, delayMs: number): void {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      if (!this.closed && this.client === client) client.reconnect();
-    }, delayMs);
-    // The retry loop alone must not keep the process alive.
-    this.reconnectTimer.unref();
   }
 
   private sendSubscribe(client: MqttClient, topics: string[]): void {

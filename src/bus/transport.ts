@@ -4,6 +4,9 @@
  * mode once published nothing while claiming to be up), and publish never throws: a message that
  * cannot go out is dropped and counted so /health shows it.
  */
+import type { Logger } from '@nestjs/common';
+import { errorText } from '../common/errors.js';
+
 export type BusTransportKind = 'mqtt' | 'zenoh';
 
 export type BusPayloadHandler = (payload: Buffer) => void;
@@ -142,5 +145,76 @@ export class TransportState {
       lastPublishMs: this.lastPublishMs,
       lastError: this.lastError,
     };
+  }
+}
+
+/** The handlers per topic (or key) of one transport; subscriptions outlive connections, so they live here. */
+export class TopicHandlers {
+  private readonly byTopic = new Map<string, Set<BusPayloadHandler>>();
+
+  /** Returns true when the topic is new, i.e. the caller must subscribe at the broker now. */
+  add(topic: string, handler: BusPayloadHandler): boolean {
+    let set = this.byTopic.get(topic);
+    const added = set === undefined;
+    if (!set) {
+      set = new Set();
+      this.byTopic.set(topic, set);
+    }
+    set.add(handler);
+    return added;
+  }
+
+  topics(): string[] {
+    return [...this.byTopic.keys()];
+  }
+
+  /** Hands a message to every handler of its topic; one handler's bug reaches neither the others nor the transport. */
+  dispatch(topic: string, payload: Buffer, logger: Logger): void {
+    for (const handler of this.byTopic.get(topic) ?? []) {
+      try {
+        handler(payload);
+      } catch (error) {
+        logger.error(`bus handler for '${topic}' threw: ${errorText(error)}`);
+      }
+    }
+  }
+}
+
+/** Reconnect attempts with exponential backoff; the pending retry never keeps the process alive. */
+export class Reconnector {
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(readonly backoff: BackoffOptions = DEFAULT_BACKOFF) {}
+
+  get pending(): boolean {
+    return this.timer !== null;
+  }
+
+  /** The delay before the next attempt; counts the attempt. */
+  nextDelayMs(): number {
+    const delay = backoffDelayMs(this.attempt, this.backoff);
+    this.attempt += 1;
+    return delay;
+  }
+
+  /** Connected again: the next outage starts from the initial delay. */
+  reset(): void {
+    this.attempt = 0;
+  }
+
+  /** Runs `retry` after `delayMs`, replacing a retry already pending. */
+  schedule(delayMs: number, retry: () => void): void {
+    this.cancel();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      retry();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

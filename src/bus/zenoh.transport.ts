@@ -2,29 +2,20 @@ import { errorText } from '../common/errors.js';
 import { Logger } from '@nestjs/common';
 import {
   type BackoffOptions,
-  backoffDelayMs,
   type BusPayloadHandler,
   type BusTransport,
   type BusTransportStats,
-  DEFAULT_BACKOFF,
+  Reconnector,
+  TopicHandlers,
   TransportState,
 } from './transport.js';
-
-/** The little of a zenoh session the bus uses; the seam that lets tests run without a router. */
-export interface ZenohSession {
-  put(keyExpr: string, payload: Uint8Array): Promise<void>;
-  subscribe(keyExpr: string, handler: (payload: Uint8Array) => void): Promise<void>;
-  /** A round trip to the router; rejects (or hangs) when the link is gone. */
-  ping(): Promise<void>;
-  close(): Promise<void>;
-}
-
-export type ZenohSessionFactory = (locator: string) => Promise<ZenohSession>;
-
-/** zenoh-ts cannot work in this process (not installed, or Node started without the flags it needs). Not retried. */
-export class ZenohUnavailableError extends Error {
-  override name = 'ZenohUnavailableError';
-}
+import { topicToKeyExpr, zenohLocator } from './zenoh-keys.js';
+import {
+  openZenohTsSession,
+  type ZenohSession,
+  type ZenohSessionFactory,
+  ZenohUnavailableError,
+} from './zenoh-session.js';
 
 export interface ZenohTransportOptions {
   url: string;
@@ -35,40 +26,6 @@ export interface ZenohTransportOptions {
   /** How often the session is pinged; zenoh-ts itself never notices a dead router. */
   livenessIntervalMs?: number;
   livenessTimeoutMs?: number;
-}
-
-/**
- * MQTT-style topic → zenoh key expression. `local/llm/request` stays `local/llm/request`; leading,
- * trailing and doubled `/` are dropped (zenoh forbids empty chunks); the MQTT wildcards map to
- * zenoh's: `+` → `*` (one chunk), `#` → `**` (any number, last level only). Characters zenoh reserves
- * (`*` `$` `?` `#` inside a chunk) are refused rather than silently changing the meaning.
- */
-export function topicToKeyExpr(topic: string): string {
-  const levels = topic.split('/').filter((level) => level.length > 0);
-  if (levels.length === 0) throw new Error(`bus topic '${topic}' has no key expression chunks`);
-  return levels
-    .map((level, i) => {
-      if (level === '+') return '*';
-      if (level === '#') {
-        if (i !== levels.length - 1) throw new Error(`bus topic '${topic}': '#' must be the last level`);
-        return '**';
-      }
-      if (/[*$?#+]/.test(level)) throw new Error(`bus topic '${topic}': '${level}' holds a character zenoh reserves`);
-      return level;
-    })
-    .join('/');
-}
-
-/**
- * The locator zenoh-ts wants for a remote-api plugin: `ws/host:port` or `ws://host:port` (both accepted
- * by zenoh-ts), also written as `zenoh+ws://host:port` or `zenoh://host:port` in our config.
- */
-export function zenohLocator(url: string): string {
-  const match = /^(?:zenoh\+)?(wss?):\/\/(.+)$/.exec(url) ?? /^(wss?)\/(.+)$/.exec(url);
-  if (match) return `${match[1]}://${match[2]}`;
-  const bare = /^zenoh:\/\/(.+)$/.exec(url);
-  if (bare) return `ws://${bare[1]}`;
-  throw new Error(`bus url '${url}' is not a zenoh remote-api locator (expected ws://host:port)`);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -90,13 +47,12 @@ export class ZenohTransport implements BusTransport {
   readonly url: string;
   private readonly logger = new Logger(ZenohTransport.name);
   private readonly state: TransportState;
-  private readonly handlers = new Map<string, Set<BusPayloadHandler>>();
+  private readonly handlers = new TopicHandlers();
+  private readonly reconnector: Reconnector;
   private readonly factory: ZenohSessionFactory;
   private session: ZenohSession | null = null;
   private opening = false;
   private closed = false;
-  private attempt = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
   private outageLogged = false;
 
@@ -104,6 +60,7 @@ export class ZenohTransport implements BusTransport {
     this.url = options.url;
     this.state = new TransportState(options.epochMs ?? Date.now);
     this.factory = options.sessionFactory ?? openZenohTsSession;
+    this.reconnector = new Reconnector(options.backoff);
   }
 
   get connected(): boolean {
@@ -156,13 +113,7 @@ export class ZenohTransport implements BusTransport {
 
   subscribe(topic: string, handler: BusPayloadHandler): void {
     const key = topicToKeyExpr(topic);
-    let set = this.handlers.get(key);
-    if (!set) {
-      set = new Set();
-      this.handlers.set(key, set);
-      if (this.session && this.state.connected) void this.declare(this.session, key);
-    }
-    set.add(handler);
+    if (this.handlers.add(key, handler) && this.session && this.state.connected) void this.declare(this.session, key);
   }
 
   async close(): Promise<void> {
@@ -222,7 +173,7 @@ export class ZenohTransport implements BusTransport {
       return;
     }
     try {
-      for (const key of this.handlers.keys()) await this.declare(session, key, true);
+      for (const key of this.handlers.topics()) await this.declare(session, key, true);
     } catch (error) {
       this.fail(error, false);
       await session.close().catch(() => undefined);
@@ -234,7 +185,7 @@ export class ZenohTransport implements BusTransport {
       return;
     }
     this.session = session;
-    this.attempt = 0;
+    this.reconnector.reset();
     this.outageLogged = false;
     if (this.state.set(true)) this.logger.log(`Zenoh bus connected to ${this.url}`);
     this.startLiveness(session);
@@ -250,14 +201,7 @@ export class ZenohTransport implements BusTransport {
   }
 
   private deliver(key: string, bytes: Uint8Array): void {
-    const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (const handler of this.handlers.get(key) ?? []) {
-      try {
-        handler(payload);
-      } catch (error) {
-        this.logger.error(`bus handler for '${key}' threw: ${errorText(error)}`);
-      }
-    }
+    this.handlers.dispatch(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), this.logger);
   }
 
   private startLiveness(session: ZenohSession): void {
@@ -295,74 +239,13 @@ export class ZenohTransport implements BusTransport {
   }
 
   private scheduleRetry(): void {
-    if (this.closed || this.retryTimer) return;
-    const delay = backoffDelayMs(this.attempt, this.options.backoff ?? DEFAULT_BACKOFF);
-    this.attempt += 1;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.open();
-    }, delay);
-    this.retryTimer.unref();
+    if (this.closed || this.reconnector.pending) return;
+    this.reconnector.schedule(this.reconnector.nextDelayMs(), () => this.open());
   }
 
   private clearTimers(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.reconnector.cancel();
     if (this.livenessTimer) clearInterval(this.livenessTimer);
-    this.retryTimer = null;
     this.livenessTimer = null;
   }
-}
-
-/** The parts of @eclipse-zenoh/zenoh-ts we call, typed here so the build does not need the optional package. */
-interface ZenohTsModule {
-  Config: new (locator: string, messageResponseTimeoutMs?: number) => unknown;
-  Session: {
-    open(config: unknown): Promise<{
-      put(key: string, payload: Uint8Array): Promise<void>;
-      declareSubscriber(
-        key: string,
-        options: { handler: (sample: { payload(): { toBytes(): Uint8Array } }) => void },
-      ): Promise<unknown>;
-      info(): Promise<unknown>;
-      close(): Promise<void>;
-    }>;
-  };
-}
-
-const ZENOH_TS = '@eclipse-zenoh/zenoh-ts';
-
-/** The real session factory: loads zenoh-ts on first use and explains what is missing when it cannot. */
-export async function openZenohTsSession(locator: string): Promise<ZenohSession> {
-  if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
-    throw new ZenohUnavailableError(
-      'zenoh-ts needs a global WebSocket: start Node 20 with --experimental-websocket (Node >= 22 has it built in)',
-    );
-  }
-  let zenoh: ZenohTsModule;
-  try {
-    // A variable specifier keeps TypeScript from requiring the optional package at build time.
-    zenoh = (await import(ZENOH_TS)) as ZenohTsModule;
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') {
-      throw new ZenohUnavailableError(`${ZENOH_TS} is not installed (npm install ${ZENOH_TS}@1.10.1)`);
-    }
-    if (code === 'ERR_UNKNOWN_FILE_EXTENSION') {
-      throw new ZenohUnavailableError(
-        `${ZENOH_TS} imports a .wasm module: start Node with --experimental-wasm-modules (${errorText(error)})`,
-      );
-    }
-    throw new ZenohUnavailableError(`${ZENOH_TS} failed to load: ${errorText(error)}`);
-  }
-  const session = await zenoh.Session.open(new zenoh.Config(locator));
-  return {
-    put: (key, payload) => session.put(key, payload),
-    subscribe: async (key, handler) => {
-      await session.declareSubscriber(key, { handler: (sample) => handler(sample.payload().toBytes()) });
-    },
-    ping: async () => {
-      await session.info();
-    },
-    close: () => session.close(),
-  };
 }

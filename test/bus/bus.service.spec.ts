@@ -21,7 +21,7 @@ import {
   type StatusSnapshot,
 } from '../../src/bus/bus.ports.js';
 import { BusService, HEARTBEAT_INTERVAL_NAME } from '../../src/bus/bus.service.js';
-import type { ZenohSession, ZenohSessionFactory } from '../../src/bus/zenoh.transport.js';
+import type { ZenohSession, ZenohSessionFactory } from '../../src/bus/zenoh-session.js';
 import { Clock } from '../../src/common/clock.js';
 import { BackendUnavailableError, InferenceFailedError, ModelNotFoundError } from '../../src/common/errors.js';
 import { APP_CONFIG, type AppConfig } from '../../src/config/app-config.js';

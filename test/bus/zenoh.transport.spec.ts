@@ -3,14 +3,9 @@
  * so the topic mapping, the open() timeout, late sessions, retries and liveness are tested for real.
  */
 import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
-import {
-  openZenohTsSession,
-  topicToKeyExpr,
-  type ZenohSession,
-  ZenohTransport,
-  ZenohUnavailableError,
-  zenohLocator,
-} from '../../src/bus/zenoh.transport.js';
+import { topicToKeyExpr, zenohLocator } from '../../src/bus/zenoh-keys.js';
+import { openZenohTsSession, type ZenohSession, ZenohUnavailableError } from '../../src/bus/zenoh-session.js';
+import { ZenohTransport } from '../../src/bus/zenoh.transport.js';
 
 const FAST_BACKOFF = { initialMs: 50, maxMs: 200 };
 
