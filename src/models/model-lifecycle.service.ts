@@ -113,10 +113,12 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     if (!this.admitting) throw new ServiceShuttingDownError();
     const resolved = this.registry.resolve(id);
     const record = this.store.record(id);
-    const remote = resolved.provider.capabilities.remote;
+    const { remote, canLoad, loadBeforeUse } = resolved.provider.capabilities;
+    // Through the same path as in-process loads (states, events), not a retry inside the provider.
+    const loadsFirst = !remote || (canLoad && loadBeforeUse === true);
     let believedNow = false;
     await record.lock.run(async () => {
-      if (!remote && record.state !== 'loaded') await this.loadLocked(resolved, record, signal);
+      if (loadsFirst && record.state !== 'loaded') await this.loadLocked(resolved, record, signal);
       this.store.leaseTaken(id);
       // Remote servers load on demand: a request through us is evidence it is (or will be) resident.
       if (remote) believedNow = this.store.remoteUsed(id);

@@ -10,6 +10,7 @@ export interface ModelHealth {
   idle_unload_threshold_s: number | null;
   unloads_in_s: number | null;
   in_flight: number;
+  queued: number;
 }
 
 export interface LoadedEntry {
@@ -30,6 +31,7 @@ export interface LoadedEntry {
   idle_unload_threshold_s: number | null;
   unloads_in_s: number | null;
   in_flight: number;
+  queued: number;
   pinned: boolean;
   observed_via: string;
   observed_at: string | null;
@@ -59,6 +61,7 @@ export interface CatalogEntry {
   idle_seconds: number | null;
   unloads_in_s: number | null;
   in_flight: number;
+  queued: number;
   size_mb: number | null;
   observed_at: string | null;
   observation_age_ms: number | null;
@@ -99,6 +102,7 @@ export class ModelsService {
         idle_unload_threshold_s: m.idle_unload_threshold_s,
         unloads_in_s: m.unloads_in_s,
         in_flight: m.in_flight,
+        queued: m.queued,
       };
     }
     return out;
@@ -124,6 +128,7 @@ function loadedEntry(m: ModelSnapshot): LoadedEntry {
     idle_unload_threshold_s: m.idle_unload_threshold_s,
     unloads_in_s: m.unloads_in_s,
     in_flight: m.in_flight,
+    queued: m.queued,
     pinned: m.pinned,
     observed_via: m.observed_via,
     observed_at: m.observed_at,
@@ -170,6 +175,7 @@ function catalogEntry(m: ModelSnapshot): CatalogEntry {
     idle_seconds: m.idle_seconds,
     unloads_in_s: m.unloads_in_s,
     in_flight: m.in_flight,
+    queued: m.queued,
     size_mb: m.size_mb,
     observed_at: m.observed_at,
     observation_age_ms: m.observation_age_ms,

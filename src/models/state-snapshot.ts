@@ -55,6 +55,8 @@ export interface ModelSnapshot {
   idle_unload_threshold_s: number | null;
   unloads_in_s: number | null;
   in_flight: number;
+  /** Of those, requests waiting for a free sequence of the model (in-process kinds that queue). */
+  queued: number;
   size_mb: number | null;
   vram_mb: number | null;
   ram_mb: number | null;
@@ -210,6 +212,7 @@ function modelSnapshot(
     idle_unload_threshold_s: pinned || thresholdS === 0 ? null : thresholdS,
     unloads_in_s: round1(unloadsInS(input.nowMs, view)),
     in_flight: record?.inFlight ?? 0,
+    queued: state === 'loaded' ? queuedOf(m) : 0,
     size_mb: toMb(sizeBytes),
     vram_mb: toMb(observed?.vramBytes ?? null),
     ram_mb: toMb(observed?.ramBytes ?? null),
@@ -249,6 +252,14 @@ function truthState(
   // Our request is making the server load it on demand (Ollama, a router): loading until observed loaded.
   if (observed.state === 'unloaded' && (record?.inFlight ?? 0) > 0) return 'loading';
   return observed.state;
+}
+
+function queuedOf(m: ResolvedModel): number {
+  try {
+    return m.provider.queueStats?.(m.id).queued ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** A server that reports a failed load of its own (llama-server router `status.failed`) says why. */

@@ -33,6 +33,7 @@ export class CatalogEntrySchema {
   @ApiProperty(nullableNumber) idle_seconds!: number | null;
   @ApiProperty({ ...nullableNumber, description: 'Countdown to the idle unload' }) unloads_in_s!: number | null;
   @ApiProperty() in_flight!: number;
+  @ApiProperty({ description: 'Of in_flight, requests waiting for a free sequence' }) queued!: number;
   @ApiProperty(nullableNumber) size_mb!: number | null;
   @ApiProperty({ ...nullableString, format: 'date-time' }) observed_at!: string | null;
   @ApiProperty(nullableNumber) observation_age_ms!: number | null;
@@ -62,6 +63,7 @@ export class LoadedEntrySchema {
   @ApiProperty(nullableNumber) idle_unload_threshold_s!: number | null;
   @ApiProperty(nullableNumber) unloads_in_s!: number | null;
   @ApiProperty() in_flight!: number;
+  @ApiProperty({ description: 'Of in_flight, requests waiting for a free sequence' }) queued!: number;
   @ApiProperty() pinned!: boolean;
   @ApiProperty({ description: 'How the backend was asked' }) observed_via!: string;
   @ApiProperty({ ...nullableString, format: 'date-time' }) observed_at!: string | null;
@@ -159,6 +161,7 @@ export class ModelHealthSchema {
   @ApiProperty(nullableNumber) idle_unload_threshold_s!: number | null;
   @ApiProperty(nullableNumber) unloads_in_s!: number | null;
   @ApiProperty() in_flight!: number;
+  @ApiProperty({ description: 'Of in_flight, requests waiting for a free sequence' }) queued!: number;
 }
 
 export class HealthSchema {

@@ -85,6 +85,11 @@ export interface ProviderCapabilities {
   canLoad: boolean;
   /** Backend is remote and needs periodic probes for readiness. */
   remote: boolean;
+  /**
+   * A remote server that does not load a model by itself when asked for it (llama-server router, e.g.
+   * with --no-models-autoload): modelplane loads it (`load`) before forwarding, like an in-process model.
+   */
+  loadBeforeUse?: boolean;
 }
 
 /** In-process runtimes hold the handle themselves: they always know, load and free what they hold. */
@@ -129,6 +134,11 @@ export interface ModelProvider {
   load(modelId: string, signal?: AbortSignal): Promise<void>;
   unload(modelId: string): Promise<UnloadResult>;
   dispose(): Promise<void>;
+  /**
+   * In-process kinds that queue requests for a model: how many hold a sequence and how many wait.
+   * Synchronous and cheap (the runtime's own counters): views read it at snapshot time.
+   */
+  queueStats?(modelId: string): { active: number; queued: number };
 
   chatCompletion?(modelId: string, req: ChatCompletionRequest, signal: AbortSignal): Promise<ChatCompletionResponse>;
   chatCompletionStream?(

@@ -193,6 +193,7 @@ describe('GET /api/models/loaded lists only what backends say is in memory', () 
       idle_unload_threshold_s: 120,
       unloads_in_s: null,
       in_flight: 0,
+      queued: 0,
       pinned: false,
       observed_via: 'GET /api/ps',
       observed_at: expect.stringMatching(ISO),

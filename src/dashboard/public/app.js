@@ -76,7 +76,8 @@ function renderLoaded() {
           ? '—'
           : seconds(m.unloads_in_s - elapsed);
       const idle = m.idle_seconds === null || m.idle_seconds === undefined ? '—' : seconds(m.idle_seconds + elapsed);
-      const tr = row([m.name, m.backend, memory(m), m.in_flight, idle, el('td', countdown, 'countdown'), el('td')]);
+      const busy = m.queued > 0 ? `${m.in_flight} (${m.queued} queued)` : m.in_flight;
+      const tr = row([m.name, m.backend, memory(m), busy, idle, el('td', countdown, 'countdown'), el('td')]);
       tr.dataset.model = m.name;
       tr.lastChild.append(button);
       return tr;
