@@ -109,34 +109,38 @@ export class ModelsService {
   }
 }
 
+/** Fields the loaded list and the catalog both show, as the snapshot has them. */
+const SHARED = [
+  'backend',
+  'backend_type',
+  'backend_url',
+  'upstream',
+  'purpose',
+  'size_mb',
+  'details',
+  'idle_seconds',
+  'idle_unload_threshold_s',
+  'unloads_in_s',
+  'in_flight',
+  'queued',
+  'pinned',
+  'observed_at',
+  'observation_age_ms',
+  'stale',
+  'observed_state',
+] as const;
+
+function pick<T, K extends keyof T>(source: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) out[key] = source[key];
+  return out;
+}
+
 function loadedEntry(m: ModelSnapshot): LoadedEntry {
   return {
     name: m.id,
-    backend: m.backend,
-    backend_type: m.backend_type,
-    backend_url: m.backend_url,
-    upstream: m.upstream,
-    purpose: m.purpose,
-    size_mb: m.size_mb,
-    vram_mb: m.vram_mb,
-    ram_mb: m.ram_mb,
-    expires_at: m.expires_at,
-    details: m.details,
-    host: m.host,
-    loaded_at: m.loaded_at,
-    idle_seconds: m.idle_seconds,
-    idle_unload_threshold_s: m.idle_unload_threshold_s,
-    unloads_in_s: m.unloads_in_s,
-    in_flight: m.in_flight,
-    queued: m.queued,
-    pinned: m.pinned,
-    observed_via: m.observed_via,
-    observed_at: m.observed_at,
-    observation_age_ms: m.observation_age_ms,
-    stale: m.stale,
-    believed_state: m.believed_state,
-    observed_state: m.observed_state,
-    drift: m.drift,
+    ...pick(m, SHARED),
+    ...pick(m, ['vram_mb', 'ram_mb', 'expires_at', 'host', 'loaded_at', 'observed_via', 'believed_state', 'drift']),
   };
 }
 
@@ -158,28 +162,5 @@ function backendEntry(b: BackendSnapshot): BackendEntry {
 }
 
 function catalogEntry(m: ModelSnapshot): CatalogEntry {
-  return {
-    id: m.id,
-    name: m.id,
-    backend: m.backend,
-    backend_type: m.backend_type,
-    backend_url: m.backend_url,
-    upstream: m.upstream,
-    purpose: m.purpose,
-    state: m.state,
-    observed_state: m.observed_state,
-    reason: m.reason,
-    pinned: m.pinned,
-    preload: m.preload,
-    idle_unload_threshold_s: m.idle_unload_threshold_s,
-    idle_seconds: m.idle_seconds,
-    unloads_in_s: m.unloads_in_s,
-    in_flight: m.in_flight,
-    queued: m.queued,
-    size_mb: m.size_mb,
-    observed_at: m.observed_at,
-    observation_age_ms: m.observation_age_ms,
-    stale: m.stale,
-    details: m.details,
-  };
+  return { id: m.id, name: m.id, ...pick(m, SHARED), ...pick(m, ['state', 'reason', 'preload']) };
 }
