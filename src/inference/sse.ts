@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { envelopeFor, toAppError } from '../common/exception.filter.js';
+import { rawSseJson } from '../providers/remote/sse.js';
 import type { LeasedStream } from './inference.service.js';
 
 /**
@@ -30,7 +31,9 @@ export async function writeSse<T>(
         raw.cork();
         setImmediate(() => raw.uncork());
       }
-      if (!raw.write(`data: ${JSON.stringify(next.value)}\n\n`)) await drained(raw, abort.signal);
+      // A relayed upstream chunk goes out as the text it came in (renamed); ours are encoded here.
+      const json = rawSseJson.get(next.value as object) ?? JSON.stringify(next.value);
+      if (!raw.write(`data: ${json}\n\n`)) await drained(raw, abort.signal);
     }
     if (!abort.signal.aborted) raw.write('data: [DONE]\n\n');
   } catch (err) {

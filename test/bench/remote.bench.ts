@@ -3,15 +3,13 @@
  * on loopback with fake backends in the same process:
  * 1. GET /api/models/loaded latency with 1, 10 and 100 remote backends of which 10% hang: a hung backend
  *    must cost an answer at most its probe timeout (goal: p99 ≤ timeout + 50 ms);
- * 2. probes per second per backend under 1 vs 50 polling clients (goal: independent of the clients);
- * 3. proxy overhead of a streamed chat: the full stream through modelplane vs straight from the fake, in
- *    the same run (goal: ≤ 1 ms added at p50).
+ * 2. probes per second per backend under 1 vs 50 polling clients (goal: independent of the clients).
+ * Proxy overhead is measured against the real llama-server in proxy.bench.ts.
  */
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import { startApp, type RunningApp } from '../support/app-harness.js';
-import { startFakeLlamaServer } from '../support/fakes/llama-server.fake.js';
 import { type PathologicalServer, startHungServer } from '../support/fakes/pathological.js';
 import { type FakeRknnSd, startFakeRknnSd } from '../support/fakes/rknn-sd.fake.js';
 import { fixed, median, percentile, table } from './bench-util.js';
@@ -25,8 +23,6 @@ const LATENCY_POLL_EVERY_MS = 100;
 const RATE_BACKENDS = 10;
 const RATE_WINDOW_MS = 6000;
 const RATE_POLL_EVERY_MS = 100;
-const STREAM_RUNS = 300;
-const STREAM_WORDS = 32;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const agent = new Agent({ keepAliveTimeout: 10_000, connections: 256 });
@@ -167,96 +163,6 @@ async function probeRate(): Promise<string> {
   ].join('\n');
 }
 
-async function readAll(url: string, body: string): Promise<number> {
-  const started = performance.now();
-  const res = await request(url, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-    body,
-  });
-  const text = await res.body.text();
-  const elapsed = performance.now() - started;
-  if (res.statusCode !== 200 || !text.includes('[DONE]')) throw new Error(`stream failed: ${res.statusCode}`);
-  return elapsed;
-}
-
-async function proxyOverhead(): Promise<string> {
-  const reply = Array.from({ length: STREAM_WORDS }, (_, i) => `word${i}`).join(' ');
-  const fake = await startFakeLlamaServer({ model: 'bench.gguf', reply });
-  const running = await startApp({
-    eviction: { check_interval_s: 3600 },
-    backends: [
-      { name: 'llama', type: 'llama-server', url: fake.url, models: [{ id: 'chat', upstream: 'bench.gguf' }] },
-    ],
-  });
-  try {
-    await running.app.get(BackendStartupService).settled();
-    const messages = [{ role: 'user', content: 'hello' }];
-    const viaUs = JSON.stringify({ model: 'chat', messages, stream: true });
-    const direct = JSON.stringify({ model: 'bench.gguf', messages, stream: true });
-    const ourUrl = `${running.url}/v1/chat/completions`;
-    const fakeUrl = `${fake.url}/v1/chat/completions`;
-    for (let i = 0; i < 30; i++) {
-      await readAll(ourUrl, viaUs);
-      await readAll(fakeUrl, direct);
-    }
-    const through: number[] = [];
-    const straight: number[] = [];
-    const added: number[] = [];
-    for (let i = 0; i < STREAM_RUNS; i++) {
-      // Alternate the order so neither path always runs on a warmer machine.
-      let viaMs: number;
-      let directMs: number;
-      if (i % 2 === 0) {
-        viaMs = await readAll(ourUrl, viaUs);
-        directMs = await readAll(fakeUrl, direct);
-      } else {
-        directMs = await readAll(fakeUrl, direct);
-        viaMs = await readAll(ourUrl, viaUs);
-      }
-      through.push(viaMs);
-      straight.push(directMs);
-      added.push(viaMs - directMs);
-    }
-    const s = (xs: number[]): number[] => [...xs].sort((x, y) => x - y);
-    const addedP50 = median(through) - median(straight);
-    return [
-      `### Proxy overhead, streamed chat (${STREAM_WORDS + 2} chunks + [DONE]) through modelplane vs straight ` +
-        `from the fake llama-server, ${STREAM_RUNS} runs each, same run`,
-      '',
-      table(
-        ['path', 'p50 ms', 'p90 ms', 'p99 ms'],
-        [
-          [
-            'straight from the fake',
-            fixed(median(straight), 2),
-            fixed(percentile(s(straight), 90), 2),
-            fixed(percentile(s(straight), 99), 2),
-          ],
-          [
-            'through modelplane',
-            fixed(median(through), 2),
-            fixed(percentile(s(through), 90), 2),
-            fixed(percentile(s(through), 99), 2),
-          ],
-          [
-            'added (paired)',
-            fixed(median(added), 2),
-            fixed(percentile(s(added), 90), 2),
-            fixed(percentile(s(added), 99), 2),
-          ],
-        ],
-      ),
-      '',
-      `p50 added: ${fixed(addedP50, 2)} ms (goal ≤ 1 ms) — ${addedP50 <= 1 ? 'met' : 'missed'}.`,
-    ].join('\n');
-  } finally {
-    await running.close();
-    await fake.close();
-  }
-}
-
 export async function runRemoteBench(): Promise<string> {
   const sections = [
     '## Remote backends',
@@ -266,8 +172,6 @@ export async function runRemoteBench(): Promise<string> {
     await loadedLatency(),
     '',
     await probeRate(),
-    '',
-    await proxyOverhead(),
   ];
   await agent.close();
   return sections.join('\n');

@@ -8,6 +8,7 @@ import { runHardeningBench } from './hardening.bench.js';
 import { runImageBench } from './image.bench.js';
 import { runLlmParallelBench } from './llm-parallel.bench.js';
 import { runLlmBench } from './llm.bench.js';
+import { runProxyBench } from './proxy.bench.js';
 import { runRemoteBench } from './remote.bench.js';
 import { runStateBench } from './state.bench.js';
 
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   eviction: runEvictionBench,
   fleet: runFleetBench,
   remote: runRemoteBench,
+  proxy: runProxyBench,
   state: runStateBench,
   hardening: runHardeningBench,
 };

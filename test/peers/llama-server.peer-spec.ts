@@ -191,14 +191,16 @@ describe('real llama-server, single-model mode', () => {
 });
 
 describe('real llama-server, router mode', () => {
-  it('5d: an empty router is a router: a configured model is not loaded, and a chat to it is the server’s 400', async () => {
+  it('5d: an empty router is a router: a configured model is not loaded, and a chat to it is 404 model_not_found', async () => {
     const peer = await server(['--models-dir', models.emptyDir]);
     const running = await app(peer, { models: [{ id: 'ghost' }] });
     await probe(running);
     expect(await loadedIds(running)).not.toContain('ghost');
+    // Loaded before forwarding (router): the router's load answers 404 for it, our model_not_found.
     const res = await chat(running, { model: 'ghost' });
-    expect(res.status).toBe(400);
-    expect(res.body.error.message).toContain("'ghost' not found");
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('model_not_found');
+    expect(res.body.error.message).toContain("'ghost'");
   });
 
   it('6+8: --no-models-autoload: a chat (streamed too) lazy-loads through /models/load; admin unload returns once unloaded', async () => {

@@ -12,7 +12,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { AppError, UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
 import type { BackendConfig } from '../../config/app-config.js';
 import { isRecord, parseJson, upstreamMessage } from './json.js';
-import { SseLineTooLongError, sseData } from './sse.js';
+import { rawSseJson, SseLineTooLongError, sseData } from './sse.js';
 import { isConnectionFailure, UpstreamUnavailableError, upstreamHttpError } from './upstream-errors.js';
 
 export type HttpMethod = 'GET' | 'POST';
@@ -40,6 +40,9 @@ function errorCode(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
 
+/** After [DONE], at most this much more of a stream is read to keep its connection; a longer tail closes it. */
+const DONE_TAIL_BYTES = 64 * 1024;
+
 /** Marks an abort caused by our own deadline, as opposed to the client going away. */
 class DeadlineExceeded extends Error {}
 
@@ -60,6 +63,38 @@ function deadline(timeoutMs: number, client?: AbortSignal): Deadline {
     expired: () => controller.signal.aborted,
     clear: () => clearTimeout(timer),
   };
+}
+
+/**
+ * A parsed chunk naming `modelId` (the client's name, not the server's), remembering its wire text
+ * (rawSseJson) so it is relayed without re-encoding: the rename substitutes the exact `"model":…` text.
+ */
+function relayed(parsed: unknown, payload: string, modelId: string | undefined): unknown {
+  if (!isRecord(parsed)) return parsed;
+  let text: string | null = payload;
+  if (modelId !== undefined && parsed.model !== modelId) {
+    const said = typeof parsed.model === 'string' ? `"model":${JSON.stringify(parsed.model)}` : null;
+    parsed.model = modelId;
+    const at = said === null ? -1 : payload.indexOf(said);
+    text =
+      at === -1 || payload.includes(said!, at + 1)
+        ? null
+        : `${payload.slice(0, at)}"model":${JSON.stringify(modelId)}${payload.slice(at + said!.length)}`;
+  }
+  // One event on several `data:` lines carries newlines: re-encoded, as one line, instead.
+  if (text !== null && !/[\r\n]/.test(text)) rawSseJson.set(parsed, text);
+  return parsed;
+}
+
+/** Reads and discards what is left of a body (bounded; past `limit` bytes the connection is dropped). */
+function drainTail(body: Dispatcher.ResponseData['body'], limit: number): void {
+  let bytes = 0;
+  body.on('error', () => undefined);
+  body.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > limit) body.destroy();
+  });
+  body.resume();
 }
 
 export class RemoteHttpClient {
@@ -119,10 +154,11 @@ export class RemoteHttpClient {
    * Bounds: requestTimeoutMs for the whole exchange, streamIdleTimeoutMs for any silence between
    * chunks (undici's bodyTimeout); either ends the stream with UpstreamTimeoutError. A non-2xx answer
    * throws before the first chunk, so the caller can still answer with an HTTP status. A stream that
-   * ends without [DONE] was cut: that is an error, never a normal end. Stopping the iteration early
+   * ends without [DONE] was cut: that is an error, never a normal end. Chunks name `modelId` when given.
+   * Stopping the iteration early
    * (client gone) destroys the upstream connection.
    */
-  async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<unknown> {
+  async *sse(path: string, body: unknown, signal: AbortSignal, modelId?: string): AsyncGenerator<unknown> {
     const limit = deadline(this.backend.requestTimeoutMs, signal);
     let res: Dispatcher.ResponseData;
     try {
@@ -134,26 +170,38 @@ export class RemoteHttpClient {
       limit.clear();
       throw this.mapFailure(err, limit, signal);
     }
+    let complete = false;
     try {
       if (res.statusCode < 200 || res.statusCode >= 300) {
         const text = await this.readCapped(res.body).catch(() => '');
         throw upstreamHttpError(this.backend.name, res.statusCode, text);
       }
-      for await (const payload of sseData(res.body, this.backend.maxLineBytes)) {
-        if (payload.trim() === '[DONE]') return;
+      // Not destroyed when the parser stops at [DONE]: the connection goes back to the pool (below).
+      const body = res.body.iterator({ destroyOnReturn: false });
+      for await (const payload of sseData(body, this.backend.maxLineBytes)) {
+        if (payload.trim() === '[DONE]') {
+          complete = true;
+          return;
+        }
         const parsed = parseJson(payload);
         if (isRecord(parsed) && parsed.error !== undefined && parsed.choices === undefined) {
           throw new UpstreamError(this.backend.name, upstreamMessage(res.statusCode, payload), res.statusCode);
         }
-        if (parsed !== null) yield parsed;
+        if (parsed !== null) yield relayed(parsed, payload, modelId);
       }
       throw new UpstreamError(this.backend.name, 'the stream ended before [DONE] (connection closed)');
     } catch (err) {
       throw this.mapFailure(err, limit, signal, true);
     } finally {
       limit.clear();
-      // Early exit (consumer stopped, client gone): drop the upstream connection so the server stops generating.
-      if (!res.body.destroyed) res.body.destroy();
+      if (complete) {
+        // Only the end of the chunked body is left: reading it keeps the keep-alive connection (destroying it
+        // cost every stream a new TCP connection, ~1 ms). Not awaited: the client's [DONE] must not wait for it.
+        drainTail(res.body, DONE_TAIL_BYTES);
+      } else if (!res.body.destroyed) {
+        // Early exit (consumer stopped, client gone): drop the upstream connection so the server stops generating.
+        res.body.destroy();
+      }
     }
   }
 

@@ -17,7 +17,7 @@ import type { ObservedState, ProviderCapabilities, UnloadResult } from '../model
 import { isRecord, parseJson, upstreamMessage } from './http-client.js';
 import { OpenAiCompatibleProvider } from './openai-compatible.provider.js';
 import { ProbeAnsweredError, type ProbeSnapshot, type UpstreamModelState } from './remote-provider.js';
-import { UpstreamRejectedError, upstreamHttpError } from './upstream-errors.js';
+import { upstreamHttpError } from './upstream-errors.js';
 
 interface RouterModel {
   id: string;
@@ -33,7 +33,15 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
   private routerMode = false;
 
   get capabilities(): ProviderCapabilities {
-    return { canObserveLoadState: true, canUnload: this.routerMode, canLoad: this.routerMode, remote: true };
+    return {
+      canObserveLoadState: true,
+      canUnload: this.routerMode,
+      canLoad: this.routerMode,
+      // A router with --no-models-autoload refuses an unloaded model (400 "model is not loaded"); with
+      // autoload it would load it silently inside the request. Either way modelplane loads it first, visibly.
+      loadBeforeUse: this.routerMode,
+      remote: true,
+    };
   }
 
   protected defaultPurpose(): string {
@@ -94,10 +102,6 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
     };
   }
 
-  protected override needsLoad(err: unknown): boolean {
-    return this.routerMode && err instanceof UpstreamRejectedError && /model is not loaded/i.test(err.message);
-  }
-
   async load(modelId: string, signal?: AbortSignal): Promise<void> {
     if (!this.routerMode) {
       // One model, loaded at server start (or asleep: the request itself wakes it). Say so if it cannot serve.
@@ -107,6 +111,8 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
     }
     const model = this.upstreamOf(modelId);
     const answer = await this.http.send('POST', '/models/load', { model }, signal);
+    // The router answers an unknown model here with its generic 404 "File Not Found": say which model.
+    if (answer.status === 404) throw new ModelNotFoundError(modelId);
     // 400 "model is already running": loaded or loading already; wait for it like any other load.
     if (answer.status !== 200 && !(answer.status === 400 && /already running/i.test(answer.text))) {
       throw upstreamHttpError(this.backendName, answer.status, answer.text);

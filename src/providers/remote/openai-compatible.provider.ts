@@ -1,7 +1,9 @@
 /**
  * Inference for servers that speak the OpenAI wire format (llama-server, Ollama's /v1, vLLM):
  * every field the client sent passes through (validated where we understand it), with the model renamed
- * to its upstream name; streams are relayed chunk by chunk. Image-only kinds do not extend this, so they expose no chat methods.
+ * to its upstream name; streams are relayed chunk by chunk. Models a server must load first are loaded by
+ * ModelLifecycleService before the request (capabilities.loadBeforeUse), not retried here. Image-only
+ * kinds do not extend this, so they expose no chat methods.
  */
 import type {
   ChatCompletionChunk,
@@ -24,84 +26,34 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
     signal: AbortSignal,
   ): Promise<ChatCompletionResponse> {
     const body = this.wire(modelId, req, false);
-    const call = () => this.http.json<ChatCompletionResponse>('POST', '/v1/chat/completions', body, signal);
-    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
+    return this.renamed(
+      modelId,
+      await this.http.json<ChatCompletionResponse>('POST', '/v1/chat/completions', body, signal),
+    );
   }
 
-  async *chatCompletionStream(
+  chatCompletionStream(
     modelId: string,
     req: ChatCompletionRequest,
     signal: AbortSignal,
   ): AsyncGenerator<ChatCompletionChunk> {
     const body = this.wire(modelId, req, true);
-    const open = () => this.http.sse('/v1/chat/completions', body, signal);
-    for await (const chunk of this.streamLoadingOnDemand(modelId, signal, open)) {
-      yield this.renamed(modelId, chunk as ChatCompletionChunk);
-    }
+    return this.http.sse('/v1/chat/completions', body, signal, modelId) as AsyncGenerator<ChatCompletionChunk>;
   }
 
   async completion(modelId: string, req: CompletionRequest, signal: AbortSignal): Promise<CompletionResponse> {
     const body = this.wire(modelId, req, false);
-    const call = () => this.http.json<CompletionResponse>('POST', '/v1/completions', body, signal);
-    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
+    return this.renamed(modelId, await this.http.json<CompletionResponse>('POST', '/v1/completions', body, signal));
   }
 
-  async *completionStream(
-    modelId: string,
-    req: CompletionRequest,
-    signal: AbortSignal,
-  ): AsyncGenerator<CompletionChunk> {
+  completionStream(modelId: string, req: CompletionRequest, signal: AbortSignal): AsyncGenerator<CompletionChunk> {
     const body = this.wire(modelId, req, true);
-    const open = () => this.http.sse('/v1/completions', body, signal);
-    for await (const chunk of this.streamLoadingOnDemand(modelId, signal, open)) {
-      yield this.renamed(modelId, chunk as CompletionChunk);
-    }
+    return this.http.sse('/v1/completions', body, signal, modelId) as AsyncGenerator<CompletionChunk>;
   }
 
   async embeddings(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse> {
     const body = { ...req, model: this.upstreamOf(modelId) };
-    const call = () => this.http.json<EmbeddingsResponse>('POST', '/v1/embeddings', body, signal);
-    return this.renamed(modelId, await this.loadingOnDemand(modelId, signal, call));
-  }
-
-  /**
-   * Whether a refusal means "load it first" (llama-server router with --no-models-autoload answers
-   * 400 "model is not loaded"). Servers that load on demand by themselves never say so.
-   */
-  protected needsLoad(_err: unknown): boolean {
-    return false;
-  }
-
-  /** Runs `call`; if the server says the model must be loaded first, loads it (bounded) and runs it once more. */
-  private async loadingOnDemand<T>(modelId: string, signal: AbortSignal, call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (err) {
-      if (!this.needsLoad(err)) throw err;
-      await this.load(modelId, signal);
-      return call();
-    }
-  }
-
-  /** The same for a stream: the refusal comes before its first chunk, so nothing was sent yet. */
-  private async *streamLoadingOnDemand(
-    modelId: string,
-    signal: AbortSignal,
-    open: () => AsyncGenerator<unknown>,
-  ): AsyncGenerator<unknown> {
-    let stream = open();
-    let first: IteratorResult<unknown>;
-    try {
-      first = await stream.next();
-    } catch (err) {
-      if (!this.needsLoad(err)) throw err;
-      await this.load(modelId, signal);
-      stream = open();
-      first = await stream.next();
-    }
-    if (first.done) return;
-    yield first.value;
-    yield* stream;
+    return this.renamed(modelId, await this.http.json<EmbeddingsResponse>('POST', '/v1/embeddings', body, signal));
   }
 
   /**

@@ -51,6 +51,12 @@ export async function* sseData(
   yield* flushLine('');
 }
 
+/**
+ * The JSON text a relayed chunk arrived as (already renamed), so writing it out again needs no
+ * JSON.stringify. Keyed by the chunk object: a copy or a rebuilt chunk is not found and is encoded anew.
+ */
+export const rawSseJson = new WeakMap<object, string>();
+
 /** A stream line (or one event's data) longer than the backend's max_line_bytes. */
 export class SseLineTooLongError extends Error {
   constructor(readonly limit: number) {

@@ -6,7 +6,8 @@
  * `{"status":"ok"}` and `/props` carries `is_sleeping` (no `role`). Router mode: `/props` says
  * `role: "router"`; `GET /models` lists each model with `status.value` loaded/loading/unloaded (plus
  * `failed`/`exit_code` after a failed load); `POST /models/load|unload {model}` answer `{success:true}`
- * (both finish asynchronously) or 400 in llama.cpp's error shape. Without autoload a chat to an
+ * (both finish asynchronously) or 400 in llama.cpp's error shape (load of an unknown model: 404
+ * "File Not Found", type `not_found_error`). Without autoload a chat to an
  * unloaded model is 400 "model is not loaded"; an unknown one is 400 "model 'x' not found".
  */
 import type { ServerResponse } from 'node:http';
@@ -186,7 +187,8 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
       const name = typeof body.model === 'string' ? body.model : '';
       if (route === 'POST /models/load') {
         const status = statuses.get(name);
-        if (status === undefined) llamaError(res, 400, `model '${name}' not found`);
+        // Captured: an unknown model here is the router's generic 404, unlike the chat route's 400.
+        if (status === undefined) llamaError(res, 404, 'File Not Found');
         else if (status !== 'unloaded') llamaError(res, 400, 'model is already running');
         else {
           startLoad(name);
