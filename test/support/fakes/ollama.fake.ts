@@ -37,8 +37,10 @@ export interface FakeOllama extends FakeServerControls {
 
 const tagged = (name: string): string => (name.includes(':') ? name : `${name}:latest`);
 
+/** Ollama's openai.NewError: the type follows the status (400, 404, anything else). */
 function openAiError(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { error: { message, type: 'api_error', param: null, code: null } });
+  const type = status === 400 ? 'invalid_request_error' : status === 404 ? 'not_found_error' : 'api_error';
+  sendJson(res, status, { error: { message, type, param: null, code: null } });
 }
 
 export async function startFakeOllama(opts: { models?: FakeOllamaModel[]; reply?: string } = {}): Promise<FakeOllama> {
@@ -139,7 +141,8 @@ export async function startFakeOllama(opts: { models?: FakeOllamaModel[]; reply?
         error: openAiError,
         refuse: (model) => {
           if (!disk.has(tagged(model))) {
-            return { status: 404, message: `model "${model}" not found, try pulling it first` };
+            // ChatHandler's first check; "try pulling it first" is only for a manifest whose blob is gone.
+            return { status: 404, message: `model '${model}' not found` };
           }
           if (!memory.has(tagged(model))) load(model);
           return null;

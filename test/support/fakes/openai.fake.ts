@@ -22,9 +22,10 @@ export interface FakeOpenAi extends FakeServerControls {
   wire: OpenAiWireState;
 }
 
+/** vLLM's create_error_response (entrypoints/openai/engine/serving.py); an unknown model names param `model`. */
 function vllmError(res: ServerResponse, status: number, message: string): void {
   const type = status === 404 ? 'NotFoundError' : status === 400 ? 'BadRequestError' : 'InternalServerError';
-  sendJson(res, status, { error: { message, type, param: null, code: status } });
+  sendJson(res, status, { error: { message, type, param: status === 404 ? 'model' : null, code: status } });
 }
 
 export async function startFakeOpenAi(opts: FakeOpenAiOptions = {}): Promise<FakeOpenAi> {
