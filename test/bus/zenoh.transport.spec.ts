@@ -277,8 +277,18 @@ describe('ZenohTransport with the real zenoh-ts client', () => {
     const port = (server.address() as { port: number }).port;
     const holder = globalThis as { WebSocket?: unknown };
     const saved = holder.WebSocket;
+    // zenoh-ts never closes the socket of a failed open (and its onclose logs); the test closes every one it
+    // made and waits for their close events, so nothing is left to log after the test.
+    const sockets: WsWebSocket[] = [];
     // Node 20 has no global WebSocket without --experimental-websocket; ws's is API-compatible for zenoh-ts.
-    holder.WebSocket = WsWebSocket;
+    holder.WebSocket = class extends WsWebSocket {
+      constructor(...args: ConstructorParameters<typeof WsWebSocket>) {
+        super(...args);
+        sockets.push(this);
+      }
+    };
+    const warn = console.warn;
+    console.warn = () => undefined;
     const transport = new ZenohTransport({
       url: `ws://127.0.0.1:${port}`,
       connectTimeoutMs: 10_000,
@@ -295,6 +305,17 @@ describe('ZenohTransport with the real zenoh-ts client', () => {
       expect(transport.connected).toBe(false);
     } finally {
       await transport.close();
+      for (const socket of sockets) socket.terminate();
+      await Promise.all(
+        sockets.map((socket) =>
+          socket.readyState === WsWebSocket.CLOSED
+            ? undefined
+            : new Promise((resolve) => socket.once('close', resolve)),
+        ),
+      );
+      // zenoh-ts's own onclose handler runs in the same turn as the 'close' listeners above; one more turn for safety.
+      await new Promise((resolve) => setImmediate(resolve));
+      console.warn = warn;
       if (saved === undefined) delete holder.WebSocket;
       else holder.WebSocket = saved;
       for (const client of server.clients) client.terminate();
