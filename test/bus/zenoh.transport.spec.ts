@@ -307,11 +307,9 @@ describe('ZenohTransport with the real zenoh-ts client', () => {
       await transport.close();
       for (const socket of sockets) socket.terminate();
       await Promise.all(
-        sockets.map((socket) =>
-          socket.readyState === WsWebSocket.CLOSED
-            ? undefined
-            : new Promise((resolve) => socket.once('close', resolve)),
-        ),
+        sockets
+          .filter((socket) => socket.readyState !== WsWebSocket.CLOSED)
+          .map((socket) => new Promise((resolve) => socket.once('close', resolve))),
       );
       // zenoh-ts's own onclose handler runs in the same turn as the 'close' listeners above; one more turn for safety.
       await new Promise((resolve) => setImmediate(resolve));
