@@ -51,7 +51,7 @@ describe('log_format', () => {
     expect(pretty.text).toMatch(/INFO.*hello/);
     expect(() => {
       JSON.parse(pretty.text.trim());
-    }).toThrow();
+    }).toThrow(SyntaxError);
   });
 
   it('follows log_level', () => {

@@ -81,7 +81,7 @@ describe('LlamaServerProvider, single-model mode', () => {
           if (seen.length === 3) client.abort();
         }
       })(),
-    ).rejects.toBeDefined();
+    ).rejects.toMatchObject({ name: 'AbortError' });
     await new Promise((r) => setTimeout(r, 100));
     expect(fake.wire.streamsAbandoned).toBe(1);
     expect(seen.length).toBeLessThan(10);
