@@ -67,7 +67,7 @@ export default tseslint.config(
     },
   },
   {
-    // Only the adapter folders touch the outside world (STYLE pattern 1): a runtime or a network client
+    // Only the adapter folders touch the outside world (docs/architecture.md "Layers"): a runtime or a network client
     // imported elsewhere is a boundary leak.
     files: ['src/**/*.ts'],
     ignores: ['src/providers/llama-cpp/**', 'src/providers/onnx-image/**', 'src/providers/remote/**', 'src/bus/**'],

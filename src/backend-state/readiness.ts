@@ -1,4 +1,4 @@
-/** Readiness of one backend, and of the whole service (DESIGN.md §Readiness). */
+/** Readiness of one backend, and of the whole service (docs/api.md "Health, events, metrics"). */
 export enum Readiness {
   Initializing = 'initializing',
   Ready = 'ready',

@@ -1,6 +1,6 @@
 /**
  * Domain errors with a stable code and HTTP status. Services throw these; the global
- * exception filter turns them into the one error envelope (DESIGN.md §Errors).
+ * exception filter turns them into the one error envelope (docs/api.md "Errors").
  */
 export type ErrorDetails = Record<string, unknown>;
 

@@ -33,7 +33,7 @@ export interface ErrorEnvelope {
 
 const FALLBACK_BODY = '{"error":{"message":"failed to serialize error","type":"server_error","code":"internal_error"}}';
 
-/** Any thrown value → the one error envelope (DESIGN.md §Errors). Never a stack trace on the wire. */
+/** Any thrown value → the one error envelope (docs/api.md "Errors"). Never a stack trace on the wire. */
 export function toAppError(err: unknown, method = '', url = ''): AppError {
   if (err instanceof AppError) return err;
   // Nest wraps Fastify's own 4xx errors (body parsing) in an HttpException; the cause says what went wrong.

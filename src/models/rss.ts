@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Resident memory of this process in bytes. Anonymous + file-backed: mmapped GGUF weights show up
- * as RssFile (TOOLCHAIN §4), so both count toward what an unload frees.
+ * as RssFile (docs/runtimes.md "Memory"), so both count toward what an unload frees.
  */
 export function readRssBytes(): number {
   try {

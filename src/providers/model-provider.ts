@@ -1,7 +1,7 @@
 /**
- * The contract between the control plane and one backend (DESIGN.md §ModelProvider).
+ * The contract between the control plane and one backend (docs/architecture.md).
  * One instance per configured backend. In-process kinds hold native handles; remote kinds
- * speak HTTP and map the server's OWN load-state signal (CONTRACTS.md) to model states.
+ * speak HTTP and map the server's OWN load-state signal (docs/real-servers.md "How each kind tells what is loaded") to model states.
  */
 import type {
   ChatCompletionChunk,

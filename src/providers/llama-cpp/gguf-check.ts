@@ -2,7 +2,7 @@
  * Pre-load validation of a GGUF header, in JS, before the file reaches native code.
  * llama.cpp turns some missing keys into a catchable "Failed to load model", but a missing
  * `<arch>.feed_forward_length` or `<arch>.attention.head_count` hits a GGML_ASSERT that aborts
- * the whole process (TOOLCHAIN §4). One bad model file must fail one load, not the orchestrator.
+ * the whole process (docs/runtimes.md "A bad model file can abort the whole process"). One bad model file must fail one load, not the orchestrator.
  */
 import type { GgufFileInfo } from 'node-llama-cpp';
 

@@ -1,6 +1,6 @@
 /**
  * A from-scratch GGUF v3 writer plus a generator of tiny llama-architecture models with seeded
- * random weights, so tests, the demo and benchmarks never download anything (TOOLCHAIN §4).
+ * random weights, so tests, the demo and benchmarks never download anything (docs/runtimes.md "Tiny generated models").
  */
 import {
   closeSync,
@@ -318,7 +318,7 @@ export interface TinyLlamaOptions {
   /** Store the 2-D weight matrices as F16 (norms stay F32, as llama.cpp expects). */
   f16?: boolean;
   name: string;
-  /** Metadata keys to leave out; only for negative tests (TOOLCHAIN §4: some absences abort the process). */
+  /** Metadata keys to leave out; only for negative tests (some absences abort the process: docs/runtimes.md). */
   omitKeys?: readonly string[];
 }
 
@@ -451,7 +451,7 @@ export interface TinyLlamaWriteResult {
 /**
  * Writes a tiny llama GGUF to `path` unless a file of exactly the expected size is already there.
  * Greedy decoding on it yields printable ASCII tokens only, never EOS, so a request for N tokens
- * gets exactly N (TOOLCHAIN §4 "bias channel").
+ * gets exactly N (docs/runtimes.md "Tiny generated models", the bias channel).
  */
 export function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions): TinyLlamaWriteResult {
   const spec = tinyLlamaSpec(opts);

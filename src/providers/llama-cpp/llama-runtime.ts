@@ -1,6 +1,6 @@
 /**
  * The one node-llama-cpp `Llama` instance of the process. Every `getLlama()` forks a binary
- * self-test and returns a NEW instance with its own backend (TOOLCHAIN §4), so all llama-cpp
+ * self-test and returns a NEW instance with its own backend (docs/runtimes.md "One runtime per process"), so all llama-cpp
  * backends share this one, created lazily on first use.
  */
 import { Logger } from '@nestjs/common';
@@ -58,7 +58,7 @@ function readText(path: string): string | null {
  * steps, so a thread count equal to the cores leaves the Node event loop (HTTP, SSE, probes)
  * fighting the workers: measured on the 2-core box, threads=1 ran a tiny model at 1,900–5,400
  * tok/s and threads=2 at 52–93 tok/s; node-llama-cpp's own default (4 here) fell to 3.8 tok/s.
- * Even the 26M-parameter BENCH model is not faster with 2 threads there (TOOLCHAIN §4).
+ * Even the 26M-parameter BENCH model is not faster with 2 threads there (docs/runtimes.md "Threads").
  */
 export function defaultLlamaThreads(cores = availableCores()): number {
   return Math.max(1, cores - 1);

@@ -10,7 +10,7 @@ import type { SamplingParams } from '../openai-types.js';
 export const DEFAULT_MAX_TOKENS = 256;
 /**
  * Ollama and llama-server both default to 0.8, and a local-model user expects their defaults
- * (DESIGN.md: "do what a user of Ollama, llama-swap or Triton would expect"); OpenAI's 1.0 is
+ * (what a user of Ollama, llama-swap or Triton would expect); OpenAI's 1.0 is
  * noticeably noisier on small models. Send temperature 0 for greedy, deterministic output.
  */
 export const DEFAULT_TEMPERATURE = 0.8;

@@ -69,7 +69,7 @@ export class OnnxImageProvider implements ModelProvider {
   ) {
     this.backendName = backend.name;
     this.logger = new Logger(`OnnxImageProvider:${backend.name}`);
-    // TOOLCHAIN §5: more threads than cores makes ORT slower, so the default is the cores we really have.
+    // docs/runtimes.md (ONNX "Threads"): more threads than cores makes ORT slower, so the default is the cores we really have.
     this.threads = backend.threads ?? availableParallelism();
     this.maxQueued = appConfig.limits.imageQueue;
     this.maxWork = appConfig.limits.imageMaxWork;

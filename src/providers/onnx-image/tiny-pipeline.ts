@@ -14,7 +14,7 @@ import { SeededRandom } from './prng.js';
 
 const { onnx } = onnxProto;
 const DT = onnx.TensorProto.DataType;
-/** TOOLCHAIN §5: onnxruntime-node 1.30 runs IR 8 / opset 17 (Resize with an empty roi needs opset ≥ 13). */
+/** docs/runtimes.md "Model format": onnxruntime-node 1.30 runs IR 8 / opset 17 (Resize with an empty roi needs opset ≥ 13). */
 const IR_VERSION = 8;
 const OPSET = 17;
 const FORMAT_VERSION = 1;

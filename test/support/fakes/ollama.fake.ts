@@ -1,5 +1,5 @@
 /**
- * Fake Ollama (CONTRACTS.md §Ollama): `/api/tags` lists what is on disk, `/api/ps` exactly what is in
+ * Fake Ollama (docs/real-servers.md): `/api/tags` lists what is on disk, `/api/ps` exactly what is in
  * memory (size, size_vram, expires_at, details), `POST /api/generate {model}` with no prompt loads it and
  * with `keep_alive: 0` unloads it. The OpenAI-compatible `/v1` routes serve (and so load) models.
  * Errors as Ollama sends them: `{"error":"..."}` natively, OpenAI-shaped on /v1, plain-text 404 for unknown routes.

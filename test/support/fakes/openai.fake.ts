@@ -1,5 +1,5 @@
 /**
- * Fake OpenAI-compatible server as vLLM answers (CONTRACTS.md §OpenAI-compatible): `/health` 200 with
+ * Fake OpenAI-compatible server as vLLM answers (docs/real-servers.md): `/health` 200 with
  * an empty body when the engine is up, `/v1/models` lists exactly the served models, `--api-key`
  * guards `/v1/*` with 401 `{"error":"Unauthorized"}`. FastAPI 404 for unknown routes.
  */

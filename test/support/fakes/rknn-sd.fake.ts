@@ -1,5 +1,5 @@
 /**
- * Fake tinyagentos `rknn_sd_server` (CONTRACTS.md §RKNN): `/health` always 200 with `pipeline_loaded`,
+ * Fake tinyagentos `rknn_sd_server` (docs/real-servers.md): `/health` always 200 with `pipeline_loaded`,
  * `/v1/models` always lists the model (loaded or not), generation lazy-loads the pipeline and refuses
  * n != 1 with 400, `/admin/unload` answers `{ok, was_loaded}`. FastAPI error shapes (`{detail}`).
  */

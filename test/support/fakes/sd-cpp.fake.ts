@@ -1,5 +1,5 @@
 /**
- * Fake stable-diffusion.cpp style server (A1111-compatible API, CONTRACTS.md §sd.cpp):
+ * Fake stable-diffusion.cpp style server (A1111-compatible API, docs/real-servers.md):
  * `/sdapi/v1/options` names the checkpoint but says nothing about memory; `/sdapi/v1/txt2img`
  * answers `{images:[b64...], parameters, info}` with `info` a JSON string. Also tinyagentos's wrapper
  * `/health`: 503 `{status:"error", error}` until the model is loaded, then 200.
