@@ -123,7 +123,7 @@ export class BusService implements OnApplicationBootstrap, BeforeApplicationShut
     this.offTransition = this.offState = null;
     if (this.inFlight.size > 0) {
       for (const controller of this.inFlight.keys()) controller.abort(new Error('bus shutting down'));
-      await Promise.race([Promise.allSettled(this.inFlight.values()), delay(SHUTDOWN_REPLY_GRACE_MS)]);
+      await Promise.race([Promise.allSettled(this.inFlight.values()), this.clock.delay(SHUTDOWN_REPLY_GRACE_MS)]);
     }
     await this.transport?.close();
   }
@@ -289,8 +289,4 @@ export class BusService implements OnApplicationBootstrap, BeforeApplicationShut
     this.garbageSinceLog = 0;
     this.lastGarbageLogMs = now;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
