@@ -134,10 +134,9 @@ export class LlamaCppProvider implements ModelProvider {
         expiresAt: null,
         backendIdleSeconds: null,
         details: {
+          // Counters that change per request (in flight, queued, loading) are read live by the views through
+          // queueStats and the store; an observation copy of them would go stale and contradict those.
           path: slot.path,
-          loading: slot.loading !== null,
-          in_flight: slot.queue.active,
-          queued: slot.queue.queued,
           parallel: slot.config.parallel,
           ...(h
             ? {
