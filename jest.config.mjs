@@ -45,7 +45,7 @@ export default {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/**/*.spec.ts'],
       testPathIgnorePatterns: ['/node_modules/', ...MEDIUM.map(pathToRegex)],
-      setupFiles: ['<rootDir>/test/support/unit-guard.cjs'],
+      setupFilesAfterEnv: ['<rootDir>/test/support/unit-guard.cjs'],
       moduleNameMapper: {
         ...common.moduleNameMapper,
         '^(node-llama-cpp|onnxruntime-node)$': '<rootDir>/test/support/no-runtime.cjs',

@@ -1,6 +1,10 @@
 // The unit tier is pure: no sockets, no servers, no brokers. A spec that opens one belongs in the medium
 // tier (MEDIUM in jest.config.mjs); this makes the mistake fail loudly instead of slowing the tier down.
+// Node's core modules are shared by every test file a jest worker runs, so the guard is put in place for
+// this file only and taken away after it: later files of other tiers in the same worker keep real sockets.
 const net = require('node:net');
+
+const original = { listen: net.Server.prototype.listen, connect: net.Socket.prototype.connect };
 
 function refuse(what) {
   return function () {
@@ -10,5 +14,12 @@ function refuse(what) {
   };
 }
 
-net.Server.prototype.listen = refuse('listen');
-net.Socket.prototype.connect = refuse('connect');
+beforeAll(() => {
+  net.Server.prototype.listen = refuse('listen');
+  net.Socket.prototype.connect = refuse('connect');
+});
+
+afterAll(() => {
+  net.Server.prototype.listen = original.listen;
+  net.Socket.prototype.connect = original.connect;
+});
