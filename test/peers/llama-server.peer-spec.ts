@@ -7,7 +7,9 @@ import { ProbeService } from '../../src/models/probe.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { type Peer, type PeerModels, peerModels, startLlamaServer, until } from './support/llama-server-peer.js';
 
-const NO_BACKGROUND_PROBES = { probe_interval_ms: 3_600_000, probe_cache_ms: 0 };
+// Probes only when a test asks; a generous probe timeout, so a busy 2-core machine never turns a slow answer
+// of the real server into "unavailable".
+const NO_BACKGROUND_PROBES = { probe_interval_ms: 3_600_000, probe_timeout_ms: 10_000 };
 const hi = [{ role: 'user', content: 'hi' }];
 
 let models: PeerModels;
@@ -120,6 +122,7 @@ describe('real llama-server, single-model mode', () => {
   it('4: a prompt over the context is 400 context_length_exceeded, streamed or not', async () => {
     const peer = await server(['-m', models.chat]);
     const running = await app(peer);
+    expect((await getJson(`${running.url}/health`)).body.backends.peer.readiness).toBe('ready');
     const long = [{ role: 'user', content: 'hello world '.repeat(400) }];
     const plain = await chat(running, { model: 'tiny-chat.gguf', messages: long });
     expect(plain).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded', n_ctx: 512 } } });
@@ -140,7 +143,8 @@ describe('real llama-server, single-model mode', () => {
 
   it('7: a stream whose server stops answering is cut with an error event once probes mark it unavailable', async () => {
     const peer = await server(['-m', models.chat]);
-    const running = await app(peer, { failure_threshold: 1, probe_timeout_ms: 300, stream_idle_timeout_ms: 600_000 });
+    // The probe that finds the stopped server waits its whole timeout (10 s): slow, but never a false alarm.
+    const running = await app(peer, { failure_threshold: 1, stream_idle_timeout_ms: 600_000 });
     const res = await fetch(`${running.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
