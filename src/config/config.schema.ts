@@ -19,11 +19,9 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { MODEL_ID_PATTERN } from '../common/model-id.js';
-import { FleetSchema } from './fleet-config.js';
+import { FleetSchema, URL_OPTIONS } from './fleet-config.js';
 import { BACKEND_KINDS } from './backend-kinds.js';
 import { TIMER_MAX_MS, TIMER_MAX_S } from './limits.js';
-
-const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 
 export class ServerSchema {
   @IsOptional() @IsString() @MinLength(1) host?: string;

@@ -23,7 +23,8 @@ import type { BackendConfig } from './app-config.js';
 import { BACKEND_DEFAULTS } from './config-defaults.js';
 import { TIMER_MAX_MS } from './limits.js';
 
-const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
+/** How every URL in the config is validated (backends and peers alike). */
+export const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 
 export class FleetDnsSchema {
   @IsString() @MinLength(1) name!: string;

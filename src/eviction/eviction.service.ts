@@ -57,7 +57,7 @@ export class EvictionService implements OnApplicationBootstrap, OnApplicationShu
     const outcomes: UnloadOutcome[] = [];
     // Remote backends that report their own idle time (rknn-sd) are asked again first: an unload is an
     // action, so it may wait for an observation (reads never do).
-    if (this.store.snapshot().backends.some((b) => b.url !== null)) await this.observer.refresh('remote');
+    if (this.store.snapshot().models.some((m) => !m.local)) await this.observer.refresh('remote');
     const stillIdle = (id: string): boolean => {
       const m = this.store.snapshot().models.find((x) => x.id === id);
       return m !== undefined && keepReason(this.clock.nowMs(), evictionView(m)) === null;

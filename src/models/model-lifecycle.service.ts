@@ -60,23 +60,6 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     return this.store.peek(id);
   }
 
-  allRecords(): Readonly<ModelRecord>[] {
-    return this.store.allRecords();
-  }
-
-  totalInFlight(): number {
-    return this.store.totalInFlight();
-  }
-
-  /** Idle threshold of a model in seconds: its own, else the global default; 0 = never. */
-  idleThresholdS(id: string): number {
-    return this.registry.find(id)?.config?.idleUnloadS ?? this.config.eviction.idleUnloadS;
-  }
-
-  isPinned(id: string): boolean {
-    return this.registry.find(id)?.config?.pin ?? false;
-  }
-
   /**
    * Shutdown: stop admitting, let in-flight requests finish (bounded by server.shutdown_drain_s), then
    * unload in-process models so native memory is released before the process exits.
@@ -86,7 +69,7 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     const timeoutMs = this.config.server.shutdownDrainS * 1000;
     const drained = await Promise.all(this.store.allRecords().map((r) => this.drain(r, timeoutMs)));
     if (drained.includes(false))
-      this.logger.warn(`shutdown: ${this.totalInFlight()} request(s) still in flight after ${timeoutMs} ms`);
+      this.logger.warn(`shutdown: ${this.store.totalInFlight()} request(s) still in flight after ${timeoutMs} ms`);
     for (const record of this.store.allRecords()) {
       const resolved = this.registry.find(record.id);
       if (!resolved || resolved.provider.capabilities.remote || record.state !== 'loaded') continue;
@@ -99,10 +82,6 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
   /** Stop admitting new leases (shutdown). */
   stopAdmitting(): void {
     this.admitting = false;
-  }
-
-  get isAdmitting(): boolean {
-    return this.admitting;
   }
 
   /**

@@ -101,12 +101,6 @@ export class ModelStateStore {
     return () => this.emitter.off('event', listener);
   }
 
-  /** A new observation was written (for the catalog index and anyone waiting on fresh truth). */
-  onObserved(listener: (backend: string) => void): () => void {
-    this.emitter.on('observed', listener);
-    return () => this.emitter.off('observed', listener);
-  }
-
   /** The immutable projection every view reads; never waits on a backend. */
   snapshot(): StateSnapshot {
     return buildSnapshot({
@@ -277,7 +271,6 @@ export class ModelStateStore {
     this.version++;
     const provider = this.registry.provider(backend);
     if (good && provider?.capabilities.remote) for (const m of observation.models) this.reconcile(backend, m);
-    this.emitter.emit('observed', backend);
   }
 
   /** A backend left (a fleet peer gone from DNS): its observation, drift and idle records go with it. */

@@ -7,6 +7,7 @@ import { jest } from '@jest/globals';
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { ProviderRegistry } from '../../src/providers/provider-registry.service.js';
 import { getJson, observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { eventHistory } from '../support/event-history.js';
 import { FakeClock } from '../support/fake-clock.js';
 import {
   closedPortUrl,
@@ -23,37 +24,6 @@ import { expectViewsAgree, readViews } from '../support/views.js';
 const MB = 1024 * 1024;
 /** Background probes off: each test decides when backends are observed. */
 const NO_BACKGROUND = 3_600_000;
-
-interface SseEvent {
-  type: string;
-  from?: string;
-  to?: string;
-  was_loaded?: boolean;
-  [k: string]: unknown;
-}
-
-/** The buffered event history (SSE replay from seq 0), read until the stream says it is connected. */
-async function eventHistory(url: string): Promise<SseEvent[]> {
-  const abort = new AbortController();
-  const res = await fetch(`${url}/api/events?since=0`, { signal: abort.signal });
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  try {
-    while (!text.includes(': connected\n\n')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    abort.abort();
-  }
-  return text
-    .split('\n\n')
-    .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
-    .filter((line): line is string => line !== undefined)
-    .map((line) => JSON.parse(line.slice('data: '.length)) as SseEvent);
-}
 
 describe('one truth: every view agrees, and reads never wait', () => {
   let clock: FakeClock;

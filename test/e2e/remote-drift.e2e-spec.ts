@@ -6,6 +6,7 @@
  */
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { getJson, observeNow, startApp, type RunningApp } from '../support/app-harness.js';
+import { eventHistory, type SseEvent } from '../support/event-history.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { type FakeOllama, startFakeOllama } from '../support/fakes/index.js';
 
@@ -13,32 +14,6 @@ import { type FakeOllama, startFakeOllama } from '../support/fakes/index.js';
 type Json = Awaited<ReturnType<typeof getJson>>['body'];
 
 const NO_BACKGROUND = 3_600_000;
-
-/** The buffered events (GET /api/events?since=0 replays history first, then a `: connected` comment). */
-async function eventHistory(url: string): Promise<Json[]> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 5000);
-  const events: Json[] = [];
-  try {
-    const res = await fetch(`${url}/api/events?since=0`, { signal: abort.signal });
-    const reader = res.body!.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
-    while (!text.includes(': connected\n\n')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-    for (const block of text.split('\n\n')) {
-      const data = block.split('\n').find((line) => line.startsWith('data: '));
-      if (data) events.push(JSON.parse(data.slice('data: '.length)));
-    }
-  } finally {
-    clearTimeout(timer);
-    abort.abort();
-  }
-  return events;
-}
 
 describe('drift between belief and observation (Ollama)', () => {
   let clock: FakeClock;
@@ -50,7 +25,7 @@ describe('drift between belief and observation (Ollama)', () => {
     expect(res.status).toBe(200);
     return res.body.loaded.find((m: { name: string }) => m.name === 'qwen');
   };
-  const driftEvents = async (): Promise<Json[]> =>
+  const driftEvents = async (): Promise<SseEvent[]> =>
     (await eventHistory(running.url)).filter((e) => e.type === 'model.drift' && e.model === 'qwen');
   /** What /health says, which every other view agrees with. */
   const healthState = async (): Promise<string> => {
