@@ -11,7 +11,8 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
  */
 const LAYERS = [
   ['common'],
-  ['config'],
+  // formats: file-format writers (GGUF, ONNX protobuf); they know nothing of the app, so only common is below them.
+  ['config', 'formats'],
   ['auth', 'logging', 'backend-state', 'dashboard'],
   ['openapi', 'providers'],
   ['models', 'demo'],

@@ -16,7 +16,7 @@ const MEDIUM = [
   'test/bus/mqtt.transport.spec.ts',
   'test/bus/zenoh.transport.spec.ts',
   'test/models/probe.service.spec.ts',
-  'test/providers/llama-cpp/gguf-writer.spec.ts',
+  'test/formats/gguf-writer.spec.ts',
   'test/providers/llama-cpp/llama-cpp.provider.spec.ts',
   'test/providers/llama-cpp/off-thread-tokenizer.spec.ts',
   'test/providers/llama-cpp/parallel.spec.ts',

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/app-config.js';
 import { demoPaths } from '../config/demo-config.js';
-import { TINY_CHAT, TINY_EMBED, writeTinyLlamaGguf } from '../providers/llama-cpp/gguf-writer.js';
+import { TINY_CHAT, TINY_EMBED, writeTinyLlamaGguf } from './tiny-llama.js';
 import { writeTinyPipeline } from '../providers/onnx-image/tiny-pipeline.js';
 
 /** Writes the demo's tiny models under <dataDir>/demo (overwriting; no downloads) and says where. */

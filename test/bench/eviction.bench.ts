@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ModelLifecycleService } from '../../src/models/model-lifecycle.service.js';
 import { readRssBytes } from '../../src/models/rss.js';
-import { BENCH, TINY_CHAT, writeTinyLlamaGguf } from '../../src/providers/llama-cpp/gguf-writer.js';
+import { BENCH, TINY_CHAT, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { startBenchApp } from './app-runner.js';
 import { fixed, table } from './bench-util.js';
 

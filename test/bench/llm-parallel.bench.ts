@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js';
-import { BENCH, writeTinyLlamaGguf } from '../../src/providers/llama-cpp/gguf-writer.js';
+import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { startBenchApp } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EvictionService } from '../../src/eviction/eviction.service.js';
-import { BENCH, writeTinyLlamaGguf } from '../../src/providers/llama-cpp/gguf-writer.js';
+import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { ensureLlmTestModels, TINY_CHAT_GGUF, TINY_EMBED_GGUF } from '../support/llm-test-models.js';

@@ -7,7 +7,7 @@ import {
   TINY_EMBED,
   writeTinyLlamaGguf,
   type TinyLlamaOptions,
-} from '../../src/providers/llama-cpp/gguf-writer.js';
+} from '../../src/demo/tiny-llama.js';
 import { TEST_MODELS_DIR } from './test-paths.js';
 
 export const TINY_CHAT_GGUF = join(TEST_MODELS_DIR, 'tiny-chat.gguf');

@@ -9,7 +9,7 @@ import {
   ModelNotFoundError,
 } from '../../../src/common/errors.js';
 import type { BackendConfig } from '../../../src/config/app-config.js';
-import { TINY_CHAT } from '../../../src/providers/llama-cpp/gguf-writer.js';
+import { TINY_CHAT } from '../../../src/demo/tiny-llama.js';
 import { LlamaCppProvider } from '../../../src/providers/llama-cpp/llama-cpp.provider.js';
 import { LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
 import type { ChatCompletionChunk, ChatCompletionRequest } from '../../../src/providers/openai-types.js';
@@ -235,6 +235,21 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     const streamed = await collect(provider.chatCompletionStream('tiny-chat', abc({ stop: text[cut] }), never()));
     expect(contentOf(streamed)).toBe(text.slice(0, cut));
     expect(streamed[streamed.length - 1]!.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('keeps text held back as a possible stop sequence when max_tokens ends the answer, as llama-server does', async () => {
+    const req = chat('Hold the last one', { max_tokens: 8 });
+    const base = (await provider.chatCompletion('tiny-chat', req, never())).choices[0]!.message.content;
+    expect(base).toMatch(PRINTABLE);
+    expect(base).toHaveLength(8);
+    // A stop sequence that starts with the last character and can never complete (control bytes
+    // are never generated): that character is held back until the limit ends the generation.
+    const stop = [`${base[7]}\u0001`];
+    const whole = await provider.chatCompletion('tiny-chat', { ...req, stop }, never());
+    expect(whole.choices[0]!.message.content).toBe(base);
+    expect(whole.choices[0]!.finish_reason).toBe('length');
+    const streamed = await collect(provider.chatCompletionStream('tiny-chat', { ...req, stop, stream: true }, never()));
+    expect(contentOf(streamed)).toBe(base);
   });
 
   it('reproduces a sampled answer with the same seed and varies it with another', async () => {

@@ -2,18 +2,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
-import { checkGgufMetadata } from '../../../src/providers/llama-cpp/gguf-check.js';
-import {
-  BENCH,
-  float32ToFloat16Bits,
-  ggufFileSize,
-  GgufValueType,
-  TINY_CHAT,
-  TINY_VOCAB_SIZE,
-  tinyLlamaSpec,
-  writeGgufFile,
-  writeTinyLlamaGguf,
-} from '../../../src/providers/llama-cpp/gguf-writer.js';
+import { toHalf as float32ToFloat16Bits } from '../../src/common/float16.js';
+import { BENCH, TINY_CHAT, TINY_VOCAB_SIZE, tinyLlamaSpec, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
+import { ggufFileSize, GgufValueType, writeGgufFile } from '../../src/formats/gguf-writer.js';
+import { checkGgufMetadata } from '../../src/providers/llama-cpp/gguf-check.js';
 
 describe('GGUF writer', () => {
   let dir: string;
