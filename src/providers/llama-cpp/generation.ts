@@ -6,6 +6,7 @@
 import type { ChatHistoryItem, LlamaText, Token } from 'node-llama-cpp';
 import { ContextLengthExceededError, InferenceFailedError } from '../../common/errors.js';
 import type { ChatMessage, FinishReason, SamplingParams, Usage } from '../openai-types.js';
+import { heldBackText } from './generated-tokens.js';
 import type { LlamaHandle } from './model-loader.js';
 import { OFF_THREAD_CHARS, type OffThreadTokenizer } from './off-thread-tokenizer.js';
 import { type GenerationExtras, generationOptions, invalidRequest, stopStrings } from './sampling.js';
@@ -108,6 +109,7 @@ export async function generate(
 ): Promise<GenerationResult> {
   const options = generationOptions(modelId, req, prompt.promptTokens, h.contextSize, extras);
   const meterBefore = seq.sequence.tokenMeter.getState();
+  seq.generated.length = 0;
   const res = await seq.completion.generateCompletionWithMeta(prompt.tokens, {
     ...options,
     customStopTriggers: [...prompt.stopTriggers, ...stopStrings(req.stop)],
@@ -120,13 +122,21 @@ export async function generate(
   if (res.metadata.stopReason === 'abort' && !onText) {
     throw new InferenceFailedError(modelId, 'the request was aborted');
   }
+  let text = res.response;
+  if (res.metadata.stopReason === 'maxTokens') {
+    const tail = heldBackText(h.model, seq.generated, text);
+    if (tail) {
+      onText?.(tail);
+      text += tail;
+    }
+  }
   const used = seq.sequence.tokenMeter.diff(meterBefore);
   const completionTokens = used.usedOutputTokens;
   // The meter counts a decoded token that yields logits as output: the prompt's last token and every
   // generated token fed back. So the input count is exactly the prompt tokens evaluated, less one.
   const promptEvaluated = used.usedInputTokens + 1;
   return {
-    text: res.response,
+    text,
     finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
     usage: {
       prompt_tokens: prompt.promptTokens,

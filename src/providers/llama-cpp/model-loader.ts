@@ -12,6 +12,7 @@ import type { ModelConfig } from '../../config/app-config.js';
 import { checkGgufMetadata } from './gguf-check.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { DEFAULT_CONTEXT_SIZE } from './sampling.js';
+import { recordGeneratedTokens } from './generated-tokens.js';
 import { type PooledSequence, SequencePool } from './sequence-pool.js';
 
 export interface LlamaHandle {
@@ -92,6 +93,7 @@ export async function loadHandle(
       members.push({
         sequence,
         completion: new lib.LlamaCompletion({ contextSequence: sequence }),
+        generated: recordGeneratedTokens(sequence),
         busy: false,
         lastUsed: 0,
         promptLength: 0,

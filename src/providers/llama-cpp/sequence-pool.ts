@@ -11,6 +11,8 @@ import type { LlamaCompletion, LlamaContextSequence, Token } from 'node-llama-cp
 export interface PooledSequence {
   readonly sequence: LlamaContextSequence;
   readonly completion: LlamaCompletion;
+  /** Tokens the running generation has produced so far, held-back ones included (generated-tokens.ts). */
+  readonly generated: Token[];
   busy: boolean;
   lastUsed: number;
   /** Tokens of the last prompt run on this sequence (0: never used). */
