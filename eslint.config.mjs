@@ -71,7 +71,13 @@ export default tseslint.config(
     // Only the adapter folders touch the outside world (docs/architecture.md "Layers"): a runtime or a network client
     // imported elsewhere is a boundary leak.
     files: ['src/**/*.ts'],
-    ignores: ['src/providers/llama-cpp/**', 'src/providers/onnx-image/**', 'src/providers/remote/**', 'src/bus/**'],
+    ignores: [
+      'src/providers/llama-cpp/**',
+      'src/providers/onnx-image/**',
+      'src/providers/remote/**',
+      'src/bus/**',
+      'src/formats/**',
+    ],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
@@ -84,6 +90,22 @@ export default tseslint.config(
               allowTypeImports: true,
             }),
           ),
+        },
+      ],
+    },
+  },
+  {
+    // Format writers serialize files (onnx-proto is a protobuf schema, not a runtime); they never run a model.
+    files: ['src/formats/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['node-llama-cpp', 'onnxruntime-node', 'undici', 'mqtt', '@eclipse-zenoh/zenoh-ts'].map((name) => ({
+            name,
+            message: 'src/formats writes files; runtimes and clients belong to the adapter folders.',
+            allowTypeImports: true,
+          })),
         },
       ],
     },

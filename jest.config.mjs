@@ -24,7 +24,7 @@ const MEDIUM = [
   'test/providers/llama-cpp/runtime-and-queue.spec.ts',
   'test/providers/onnx-image/onnx-image.provider.spec.ts',
   'test/providers/onnx-image/ort-tensors.spec.ts',
-  'test/providers/onnx-image/tiny-pipeline.spec.ts',
+  'test/demo/tiny-image-pipeline.spec.ts',
   'test/providers/remote/llama-server.provider.spec.ts',
   'test/providers/remote/ollama.provider.spec.ts',
   'test/providers/remote/openai.provider.spec.ts',

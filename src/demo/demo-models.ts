@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import type { AppConfig } from '../config/app-config.js';
 import { demoPaths } from '../config/demo-config.js';
 import { TINY_CHAT, TINY_EMBED, writeTinyLlamaGguf } from './tiny-llama.js';
-import { writeTinyPipeline } from '../providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline } from './tiny-image-pipeline.js';
 
 /** Writes the demo's tiny models under <dataDir>/demo (overwriting; no downloads) and says where. */
 export function writeDemoModels(dataDir: string): ReturnType<typeof demoPaths> {

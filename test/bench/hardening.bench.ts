@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { writeTinyPipeline } from '../../src/providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline } from '../../src/demo/tiny-image-pipeline.js';
 import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
 import { runFuzz } from '../support/fuzz.js';
 import { startBenchApp } from './app-runner.js';

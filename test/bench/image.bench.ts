@@ -11,7 +11,7 @@ import type { AppConfig } from '../../src/config/app-config.js';
 import { backendConfig, modelConfig } from '../../src/config/config-defaults.js';
 import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
-import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/demo/tiny-image-pipeline.js';
 import { fixed, median, table } from './bench-util.js';
 
 const PIPELINES: { name: string; opts: TinyPipelineOptions }[] = [

@@ -1,6 +1,6 @@
 /** Writes the tiny ONNX image pipelines into TEST_MODELS_DIR (idempotent, atomic: safe from parallel workers). */
 import { join } from 'node:path';
-import { writeTinyPipeline } from '../../src/providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline } from '../../src/demo/tiny-image-pipeline.js';
 import { TEST_MODELS_DIR } from './test-paths.js';
 
 /** LCM export: int64 timestep, timestep_cond guidance embedding, LCMScheduler. Default image 64x64. */

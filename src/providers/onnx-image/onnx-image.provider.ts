@@ -26,7 +26,7 @@ import type { Ort, OrtSession } from './ort-tensors.js';
 import { emptyTimings, pipelineFileBytes, releaseSession, type ImageGenerationTimings } from './pipeline.js';
 import { openPipeline, type ImagePipeline } from './pipeline-host.js';
 import { SerialQueue } from './serial-queue.js';
-import { identityModelBytes } from './tiny-pipeline.js';
+import { identityModelBytes } from '../../formats/onnx-writer.js';
 
 export interface ImageGenerationResult {
   response: ImageGenerationResponse;

@@ -7,7 +7,7 @@ import {
   ClipTokenizer,
   parseMerges,
 } from '../../../src/providers/onnx-image/clip-tokenizer.js';
-import { writeTinyPipeline } from '../../../src/providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline } from '../../../src/demo/tiny-image-pipeline.js';
 
 const BOS = 100;
 const EOS = 101;

@@ -1,22 +1,32 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import onnxProto from 'onnx-proto';
-import { bytesToUnicode, CLIP_BOS, CLIP_EOS, CLIP_MAX_LENGTH } from './clip-tokenizer.js';
-import { SeededRandom } from './prng.js';
+import {
+  attrInt,
+  attrInts,
+  attrString,
+  DT,
+  encodeModel,
+  floatInit,
+  int64Init,
+  node,
+  valueInfo,
+  type OnnxGraph,
+  type OnnxNode,
+  type OnnxTensor,
+} from '../formats/onnx-writer.js';
+import { CLIP_BOS, CLIP_EOS, CLIP_MAX_LENGTH } from '../providers/onnx-image/clip-tokenizer.js';
+import { SeededRandom } from '../providers/onnx-image/prng.js';
+import { buildTinyVocab } from './tiny-clip-vocab.js';
 
 /**
  * Writes a tiny random-weight text-to-image pipeline in the diffusers ONNX export layout, with the
  * same input/output names and dtypes as a real LCM export, so tests and the demo run the real
  * pipeline code with no downloads. The graphs use every input (tokens, timestep, text embeddings,
- * guidance embedding, latents) so the pipeline math changes the pixels.
+ * guidance embedding, latents) so the pipeline math changes the pixels. A recipe, not runtime code:
+ * production code reaches it only in demo mode.
  */
 
-const { onnx } = onnxProto;
-const DT = onnx.TensorProto.DataType;
-/** docs/runtimes.md "Model format": onnxruntime-node 1.30 runs IR 8 / opset 17 (Resize with an empty roi needs opset ≥ 13). */
-const IR_VERSION = 8;
-const OPSET = 17;
 const FORMAT_VERSION = 1;
 const MARKER = '.tiny-pipeline.json';
 
@@ -52,136 +62,16 @@ function resolveOptions(opts: TinyPipelineOptions): ResolvedOptions {
   };
 }
 
-/** Words whose BPE merges the tiny vocab learns, so common prompts tokenize into whole words. */
-const MERGE_WORDS = [
-  'a',
-  'an',
-  'the',
-  'of',
-  'photo',
-  'cat',
-  'dog',
-  'red',
-  'blue',
-  'sky',
-  'astronaut',
-  'riding',
-  'horse',
-  'painting',
-  'portrait',
-  'landscape',
-  'mountain',
-  'sunset',
-  'city',
-  'night',
-  'hello',
-  'world',
-  'in',
-  'on',
-  'with',
-  "'s",
-];
-
-export interface TinyVocab {
-  vocab: Record<string, number>;
-  merges: string[];
-}
-
-/** A valid CLIP-style BPE vocab: bytes, bytes + `</w>`, learned merges, then the two special tokens (as in CLIP). */
-export function buildTinyVocab(): TinyVocab {
-  const byteChars = bytesToUnicode();
-  // CLIP orders base tokens by the byte→unicode table's construction order, not by byte value.
-  const base: string[] = [];
-  // bytesToUnicode covers every byte 0..255.
-  const order = [...Array(256).keys()].sort((a, b) => byteChars[a]!.codePointAt(0)! - byteChars[b]!.codePointAt(0)!);
-  for (const b of order) base.push(byteChars[b]!);
-  const tokens = [...base, ...base.map((c) => `${c}</w>`)];
-  const known = new Set(tokens);
-  const merges: string[] = [];
-  for (const word of MERGE_WORDS) {
-    const chars = Array.from(Buffer.from(word, 'utf8'), (b) => byteChars[b]);
-    const symbols = chars.map((c, i) => (i === chars.length - 1 ? `${c}</w>` : c));
-    // Left-to-right merges: each prefix becomes a token, and the last merge yields the whole word.
-    let current = symbols[0];
-    if (current === undefined) throw new Error('MERGE_WORDS must not contain an empty word');
-    for (let i = 1; i < symbols.length; i++) {
-      const next = symbols[i]!;
-      const merged: string = current + next;
-      const rule = `${current} ${next}`;
-      if (!known.has(merged)) {
-        known.add(merged);
-        tokens.push(merged);
-        merges.push(rule);
-      }
-      current = merged;
-    }
-  }
-  tokens.push(CLIP_BOS, CLIP_EOS);
-  const vocab: Record<string, number> = {};
-  tokens.forEach((t, i) => (vocab[t] = i));
-  return { vocab, merges };
-}
-
-// ---------- ONNX building helpers ----------
-
-type INode = onnxProto.onnx.INodeProto;
-type ITensor = onnxProto.onnx.ITensorProto;
-type IValueInfo = onnxProto.onnx.IValueInfoProto;
-type IAttribute = onnxProto.onnx.IAttributeProto;
-type Dim = number | string;
-
-const AT = onnx.AttributeProto.AttributeType;
-
-function attrInt(name: string, i: number): IAttribute {
-  return { name, type: AT.INT, i };
-}
-function attrInts(name: string, ints: number[]): IAttribute {
-  return { name, type: AT.INTS, ints };
-}
-function attrString(name: string, s: string): IAttribute {
-  return { name, type: AT.STRING, s: Buffer.from(s, 'utf8') };
-}
-
-function node(opType: string, input: string[], output: string[], attribute: IAttribute[] = []): INode {
-  return { opType, input, output, attribute, name: `${opType}_${output[0]}` };
-}
-
-function valueInfo(name: string, elemType: number, dims: Dim[]): IValueInfo {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
-function floatInit(name: string, dims: number[], data: Float32Array): ITensor {
-  return { name, dims, dataType: DT.FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-}
-
-function int64Init(name: string, values: number[]): ITensor {
-  const data = BigInt64Array.from(values.map((v) => BigInt(v)));
-  return { name, dims: [values.length], dataType: DT.INT64, rawData: new Uint8Array(data.buffer) };
-}
-
 function randomWeights(rng: SeededRandom, count: number, scale: number): Float32Array {
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = (rng.nextUnit() * 2 - 1) * scale;
   return out;
 }
 
-function encodeModel(graph: onnxProto.onnx.IGraphProto, name: string): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    opsetImport: [{ domain: '', version: OPSET }],
-    producerName: 'modelplane-tiny-pipeline',
-    producerVersion: String(FORMAT_VERSION),
-    graph: { ...graph, name },
-  });
-  return onnx.ModelProto.encode(model).finish();
+const PRODUCER = { name: 'modelplane-tiny-pipeline', version: String(FORMAT_VERSION) };
+
+function encodeGraph(graph: OnnxGraph, name: string): Uint8Array {
+  return encodeModel(graph, name, PRODUCER);
 }
 
 // ---------- the three graphs ----------
@@ -190,7 +80,7 @@ function encodeModel(graph: onnxProto.onnx.IGraphProto, name: string): Uint8Arra
 function textEncoder(o: ResolvedOptions, vocabSize: number, rng: SeededRandom): Uint8Array {
   const h = o.hiddenSize;
   const L = CLIP_MAX_LENGTH;
-  return encodeModel(
+  return encodeGraph(
     {
       input: [valueInfo('input_ids', DT.INT32, ['batch', L])],
       output: [
@@ -227,7 +117,7 @@ function unet(o: ResolvedOptions, rng: SeededRandom): Uint8Array {
     valueInfo('timestep', o.timestepType === 'int64' ? DT.INT64 : DT.FLOAT, [1]),
     valueInfo('encoder_hidden_states', DT.FLOAT, ['batch', CLIP_MAX_LENGTH, h]),
   ];
-  const initializer: ITensor[] = [
+  const initializer: OnnxTensor[] = [
     floatInit('conv_in_w', [c, 4, 3, 3], randomWeights(rng, c * 4 * 9, 0.3)),
     floatInit('conv_in_b', [c], randomWeights(rng, c, 0.1)),
     floatInit('time_w', [1, c], randomWeights(rng, c, 3)),
@@ -238,7 +128,7 @@ function unet(o: ResolvedOptions, rng: SeededRandom): Uint8Array {
     int64Init('col_shape', [-1, 1]),
     int64Init('emb_shape', [-1, c, 1, 1]),
   ];
-  const nodes: INode[] = [
+  const nodes: OnnxNode[] = [
     node(
       'Conv',
       ['sample', 'conv_in_w', 'conv_in_b'],
@@ -278,7 +168,7 @@ function unet(o: ResolvedOptions, rng: SeededRandom): Uint8Array {
     ),
     node('Add', ['sample', 'residual'], ['out_sample']),
   );
-  return encodeModel(
+  return encodeGraph(
     {
       input: inputs,
       output: [valueInfo('out_sample', DT.FLOAT, ['batch', 4, 'height', 'width'])],
@@ -292,7 +182,7 @@ function unet(o: ResolvedOptions, rng: SeededRandom): Uint8Array {
 /** AutoencoderKL decoder stand-in: conv, tanh, 8× bilinear upsample, conv to RGB, tanh into [-1, 1]. */
 function vaeDecoder(o: ResolvedOptions, rng: SeededRandom): Uint8Array {
   const c = o.channels;
-  return encodeModel(
+  return encodeGraph(
     {
       input: [valueInfo('latent_sample', DT.FLOAT, ['batch', 4, 'latent_height', 'latent_width'])],
       output: [valueInfo('sample', DT.FLOAT, ['batch', 3, 'height', 'width'])],
@@ -455,16 +345,4 @@ export function writeTinyPipeline(dir: string, opts: TinyPipelineOptions = {}): 
     rmSync(tmp, { recursive: true, force: true });
   }
   return dir;
-}
-
-/** A one-node Identity model (a few dozen bytes) that proves the ONNX runtime can create a session. */
-export function identityModelBytes(): Uint8Array {
-  return encodeModel(
-    {
-      input: [valueInfo('x', DT.FLOAT, [1])],
-      output: [valueInfo('y', DT.FLOAT, [1])],
-      node: [node('Identity', ['x'], ['y'])],
-    },
-    'identity',
-  );
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { writeTinyPipeline } from '../../../src/providers/onnx-image/tiny-pipeline.js';
+import { writeTinyPipeline } from '../../src/demo/tiny-image-pipeline.js';
 
 type Meta = { name: string; isTensor: boolean; type?: string; shape?: readonly (number | string)[] };
 
