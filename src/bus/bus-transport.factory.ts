@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Clock } from '../common/clock.js';
 import type { AppConfig } from '../config/app-config.js';
 import { BUS_OPTIONS, type BusOptions, DEFAULT_BUS_OPTIONS } from './bus.ports.js';
 import { MqttTransport } from './mqtt.transport.js';
@@ -15,6 +16,7 @@ export class BusTransportFactory {
   private readonly options: BusOptions;
 
   constructor(
+    private readonly clock: Clock,
     @Optional() @Inject(BUS_OPTIONS) options: Partial<BusOptions> | null,
     @Optional() @Inject(ZENOH_SESSION_FACTORY) private readonly zenohFactory: ZenohSessionFactory | null,
   ) {
@@ -25,12 +27,13 @@ export class BusTransportFactory {
     const backoff = { initialMs: this.options.reconnectInitialMs, maxMs: this.options.reconnectMaxMs };
     switch (bus.transport) {
       case 'mqtt':
-        return new MqttTransport({ url: bus.url, connectTimeoutMs: bus.connectTimeoutMs, backoff });
+        return new MqttTransport({ url: bus.url, connectTimeoutMs: bus.connectTimeoutMs, backoff, clock: this.clock });
       case 'zenoh':
         return new ZenohTransport({
           url: bus.url,
           connectTimeoutMs: bus.connectTimeoutMs,
           backoff,
+          clock: this.clock,
           sessionFactory: this.zenohFactory ?? undefined,
         });
     }

@@ -1,3 +1,4 @@
+import { type Clock, SystemClock } from '../common/clock.js';
 import { errorText } from '../common/errors.js';
 import { Logger } from '@nestjs/common';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
@@ -15,7 +16,8 @@ import {
 export interface MqttTransportOptions {
   url: string;
   connectTimeoutMs: number;
-  epochMs?: () => number;
+  /** The connect deadline and the reconnect backoff wait on this; the system clock when absent. */
+  clock?: Clock;
   backoff?: BackoffOptions;
   clientId?: string;
 }
@@ -33,6 +35,7 @@ export class MqttTransport implements BusTransport {
   private readonly state: TransportState;
   private readonly handlers = new TopicHandlers();
   private readonly reconnector: Reconnector;
+  private readonly clock: Clock;
   private client: MqttClient | null = null;
   private closed = false;
   /** Whether we already said "not reachable" for the current outage (logs on flips only). */
@@ -40,8 +43,9 @@ export class MqttTransport implements BusTransport {
 
   constructor(private readonly options: MqttTransportOptions) {
     this.url = options.url;
-    this.state = new TransportState(options.epochMs ?? Date.now);
-    this.reconnector = new Reconnector(options.backoff);
+    this.clock = options.clock ?? new SystemClock();
+    this.state = new TransportState(this.clock);
+    this.reconnector = new Reconnector(options.backoff, this.clock);
   }
 
   get connected(): boolean {
@@ -108,7 +112,7 @@ export class MqttTransport implements BusTransport {
     this.reconnector.cancel();
     const client = this.client;
     this.client = null;
-    this.state.set(false);
+    this.state.close();
     if (client) await client.endAsync(true).catch(() => undefined);
   }
 

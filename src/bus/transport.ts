@@ -5,6 +5,7 @@
  * cannot go out is dropped and counted so /health shows it.
  */
 import type { Logger } from '@nestjs/common';
+import { type Clock, SystemClock } from '../common/clock.js';
 import { errorText } from '../common/errors.js';
 
 export type BusTransportKind = 'mqtt' | 'zenoh';
@@ -77,8 +78,10 @@ export class TransportState {
   lastError: string | null = null;
   private connectedNow = false;
   private readonly listeners = new Set<BusStateListener>();
+  /** Ends the connect() wait in progress, if any. */
+  private endConnectWait: (() => void) | null = null;
 
-  constructor(private readonly epochMs: () => number) {}
+  constructor(private readonly clock: Clock) {}
 
   get connected(): boolean {
     return this.connectedNow;
@@ -101,7 +104,7 @@ export class TransportState {
 
   countPublished(): void {
     this.published += 1;
-    this.lastPublishMs = this.epochMs();
+    this.lastPublishMs = this.clock.epochMs();
   }
 
   countDropped(): void {
@@ -120,22 +123,36 @@ export class TransportState {
   untilConnected(timeoutMs: number, start: (giveUp: () => void) => void, onTimeout?: () => void): Promise<void> {
     return new Promise<void>((resolve) => {
       let settled = false;
+      // Aborted when connected or given up first, so no connect deadline stays pending on the clock.
+      const deadline = new AbortController();
       const done = (): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        deadline.abort();
         off();
+        if (this.endConnectWait === done) this.endConnectWait = null;
         resolve();
       };
-      const timer = setTimeout(() => {
-        onTimeout?.();
-        done();
-      }, timeoutMs);
+      this.endConnectWait = done;
+      this.clock.delay(timeoutMs, deadline.signal).then(
+        () => {
+          if (settled) return;
+          onTimeout?.();
+          done();
+        },
+        () => undefined,
+      );
       const off = this.onState((connected) => {
         if (connected) done();
       });
       start(done);
     });
+  }
+
+  /** The transport closed: a connect() still waiting returns now, and leaves no deadline pending. */
+  close(): void {
+    this.endConnectWait?.();
+    this.set(false);
   }
 
   stats(): BusTransportStats {
@@ -180,15 +197,18 @@ export class TopicHandlers {
   }
 }
 
-/** Reconnect attempts with exponential backoff; the pending retry never keeps the process alive. */
+/** Reconnect attempts with exponential backoff, waited out on the clock; a pending retry never keeps the process alive. */
 export class Reconnector {
   private attempt = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private waiting: AbortController | null = null;
 
-  constructor(readonly backoff: BackoffOptions = DEFAULT_BACKOFF) {}
+  constructor(
+    readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
+    private readonly clock: Clock = new SystemClock(),
+  ) {}
 
   get pending(): boolean {
-    return this.timer !== null;
+    return this.waiting !== null;
   }
 
   /** The delay before the next attempt; counts the attempt. */
@@ -206,15 +226,20 @@ export class Reconnector {
   /** Runs `retry` after `delayMs`, replacing a retry already pending. */
   schedule(delayMs: number, retry: () => void): void {
     this.cancel();
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      retry();
-    }, delayMs);
-    this.timer.unref();
+    const waiting = new AbortController();
+    this.waiting = waiting;
+    this.clock.delay(delayMs, waiting.signal).then(
+      () => {
+        if (this.waiting !== waiting) return;
+        this.waiting = null;
+        retry();
+      },
+      () => undefined,
+    );
   }
 
   cancel(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.waiting?.abort();
+    this.waiting = null;
   }
 }

@@ -1,3 +1,4 @@
+import { type Clock, SystemClock } from '../common/clock.js';
 import { errorText } from '../common/errors.js';
 import { Logger } from '@nestjs/common';
 import {
@@ -20,7 +21,8 @@ import {
 export interface ZenohTransportOptions {
   url: string;
   connectTimeoutMs: number;
-  epochMs?: () => number;
+  /** Connect deadline, backoff and liveness wait on this; the system clock when absent. */
+  clock?: Clock;
   sessionFactory?: ZenohSessionFactory;
   backoff?: BackoffOptions;
   /** How often the session is pinged; zenoh-ts itself never notices a dead router. */
@@ -28,12 +30,18 @@ export interface ZenohTransportOptions {
   livenessTimeoutMs?: number;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+async function withTimeout<T>(clock: Clock, promise: Promise<T>, ms: number, what: string): Promise<T> {
+  // Aborted once the race is decided, so an answered ping leaves no deadline pending on the clock.
+  const deadline = new AbortController();
+  const timeout = clock.delay(ms, deadline.signal).then(
+    () => Promise.reject(new Error(`${what} timed out after ${ms} ms`)),
+    () => new Promise<never>(() => undefined),
+  );
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    deadline.abort();
+  }
 }
 
 /**
@@ -49,18 +57,21 @@ export class ZenohTransport implements BusTransport {
   private readonly state: TransportState;
   private readonly handlers = new TopicHandlers();
   private readonly reconnector: Reconnector;
+  private readonly clock: Clock;
   private readonly factory: ZenohSessionFactory;
   private session: ZenohSession | null = null;
   private opening = false;
   private closed = false;
-  private livenessTimer: NodeJS.Timeout | null = null;
+  /** Aborts the liveness loop of the current session. */
+  private liveness: AbortController | null = null;
   private outageLogged = false;
 
   constructor(private readonly options: ZenohTransportOptions) {
     this.url = options.url;
-    this.state = new TransportState(options.epochMs ?? Date.now);
+    this.clock = options.clock ?? new SystemClock();
+    this.state = new TransportState(this.clock);
     this.factory = options.sessionFactory ?? openZenohTsSession;
-    this.reconnector = new Reconnector(options.backoff);
+    this.reconnector = new Reconnector(options.backoff, this.clock);
   }
 
   get connected(): boolean {
@@ -121,7 +132,7 @@ export class ZenohTransport implements BusTransport {
     this.clearTimers();
     const session = this.session;
     this.session = null;
-    this.state.set(false);
+    this.state.close();
     if (session) await session.close().catch(() => undefined);
   }
 
@@ -207,20 +218,37 @@ export class ZenohTransport implements BusTransport {
   private startLiveness(session: ZenohSession): void {
     const interval = this.options.livenessIntervalMs ?? 5000;
     const timeout = this.options.livenessTimeoutMs ?? 2000;
-    this.livenessTimer = setInterval(() => {
-      withTimeout(session.ping(), timeout, 'zenoh ping').catch((error: unknown) =>
-        this.lost(session, errorText(error)),
-      );
-    }, interval);
-    this.livenessTimer.unref();
+    this.stopLiveness();
+    const liveness = new AbortController();
+    this.liveness = liveness;
+    void (async () => {
+      // One ping per interval, never two at once: the next interval starts when the previous ping settled.
+      while (!liveness.signal.aborted) {
+        try {
+          await this.clock.delay(interval, liveness.signal);
+        } catch {
+          return;
+        }
+        try {
+          await withTimeout(this.clock, session.ping(), timeout, 'zenoh ping');
+        } catch (error) {
+          this.lost(session, errorText(error));
+          return;
+        }
+      }
+    })();
+  }
+
+  private stopLiveness(): void {
+    this.liveness?.abort();
+    this.liveness = null;
   }
 
   /** The router stopped answering: drop the session and open a new one with backoff. */
   private lost(session: ZenohSession, why: string): void {
     if (this.session !== session) return;
     this.session = null;
-    if (this.livenessTimer) clearInterval(this.livenessTimer);
-    this.livenessTimer = null;
+    this.stopLiveness();
     this.state.lastError = why;
     if (this.state.set(false)) this.logger.warn(`Zenoh bus lost ${this.url} (${why}); reconnecting with backoff`);
     this.outageLogged = true;
@@ -245,7 +273,6 @@ export class ZenohTransport implements BusTransport {
 
   private clearTimers(): void {
     this.reconnector.cancel();
-    if (this.livenessTimer) clearInterval(this.livenessTimer);
-    this.livenessTimer = null;
+    this.stopLiveness();
   }
 }

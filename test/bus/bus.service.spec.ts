@@ -27,6 +27,7 @@ import { BackendUnavailableError, InferenceFailedError, ModelNotFoundError } fro
 import { APP_CONFIG, type AppConfig } from '../../src/config/app-config.js';
 import type { ChatCompletionRequest, ChatCompletionResponse } from '../../src/providers/openai-types.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { advancing, waitFor } from '../support/wait-for.js';
 import { freePort, type MqttBroker, startBroker } from '../support/mqtt-broker.js';
 
 const TOPICS = { request: 'local/llm/request', response: 'local/llm/response', status: 'local/llm/status' };
@@ -120,7 +121,6 @@ interface Harness {
   clock: FakeClock;
   state: BackendStateService;
   chat: AdmittingChatHandler;
-  initMs: number;
   close(): Promise<void>;
 }
 
@@ -155,9 +155,7 @@ async function startBus(
   const moduleRef = await Test.createTestingModule({
     imports: [ScheduleModule.forRoot(), PortsModule.register(), BusModule],
   }).compile();
-  const started = performance.now();
   await moduleRef.init();
-  const initMs = performance.now() - started;
   let closed = false;
   return {
     moduleRef,
@@ -165,7 +163,6 @@ async function startBus(
     clock,
     state,
     chat,
-    initMs,
     close: async () => {
       if (closed) return;
       closed = true;
@@ -246,14 +243,6 @@ class FlightController {
   }
 }
 
-async function until(check: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** Resolves once some client subscribed `topic` at the broker (the service is ready for requests). */
 function subscribedAt(broker: MqttBroker, topic: string): Promise<void> {
   return new Promise((resolve) => {
@@ -308,7 +297,7 @@ describe('BusService over a real MQTT broker', () => {
     controller = await useController(broker.url);
     const subscribed = subscribedAt(broker, TOPICS.request);
     h = await useBus(busConfig({ url: broker.url }));
-    await until(() => h.bus.status().connected, 3000, 'bus connected');
+    await waitFor(() => h.bus.status().connected, 'bus connected');
     await subscribed;
   });
 
@@ -482,13 +471,13 @@ describe('BusService over a real MQTT broker', () => {
     await h.close();
     const subscribed = subscribedAt(broker, TOPICS.request);
     h = await useBus(busConfig({ url: broker.url }), { busOptions: { maxInFlight: 2 } });
-    await until(() => h.bus.status().connected);
+    await waitFor(() => h.bus.status().connected, 'bus connected');
     await subscribed;
     const release: (() => void)[] = [];
     h.chat.runtime.mockImplementation(() => new Promise<string>((resolve) => release.push(() => resolve('done'))));
     const first = controller.request(chatRequest('c-1'));
     const second = controller.request(chatRequest('c-2'));
-    await until(() => release.length === 2, 3000, 'two requests in the runtime');
+    await waitFor(() => release.length === 2, 'two requests in the runtime');
     const third = await controller.request(chatRequest('c-3'));
     expect(third).toMatchObject({ request_id: 'c-3', content: '', error: 'too_many_requests' });
     for (const r of release) r();
@@ -502,16 +491,19 @@ describe('BusService when the broker is not there', () => {
   it('starts without waiting, drops and counts while down, and reconnects (with subscriptions) when the broker comes up', async () => {
     const port = await freePort();
     const h = await useBus(busConfig({ url: `mqtt://127.0.0.1:${port}`, connectTimeoutMs: 5000 }));
-    expect(h.initMs).toBeLessThan(1000);
+    // Start-up returned while the connect deadline (5 s of a clock nobody moved) is still pending.
+    expect(h.clock.pendingDelays).toBeGreaterThan(0);
     expect(h.bus.status()).toMatchObject({ enabled: true, connected: false, published: 0 });
     expect(await h.bus.publishHeartbeat()).toBe(false);
     expect(h.bus.status()).toMatchObject({ connected: false, published: 0, dropped: 1, last_publish_ms: null });
-    await until(() => h.bus.status().last_error !== null, 3000, 'a connection error');
+    await waitFor(() => h.bus.status().last_error !== null, 'a connection error');
 
     let broker = await useBroker({ port });
     let controller = await useController(broker.url);
     const subscribed = subscribedAt(broker, TOPICS.request);
-    await until(() => h.bus.status().connected, 5000, 'reconnect after the broker came up');
+    await waitFor(() => h.bus.status().connected, 'reconnect after the broker came up', {
+      between: advancing(h.clock, 200),
+    });
     await subscribed;
     expect(h.bus.status().last_error).toBeNull();
     const hb = await controller.nextStatus(() => true, 3000);
@@ -523,12 +515,14 @@ describe('BusService when the broker is not there', () => {
     // Broker restarts: down is noticed, then the service comes back and re-subscribes.
     await controller.close();
     await broker.stop();
-    await until(() => !h.bus.status().connected, 3000, 'disconnect noticed');
+    await waitFor(() => !h.bus.status().connected, 'disconnect noticed');
     expect(await h.bus.publishHeartbeat()).toBe(false);
     broker = await useBroker({ port });
     controller = await useController(broker.url);
     const resubscribed = subscribedAt(broker, TOPICS.request);
-    await until(() => h.bus.status().connected, 5000, 'reconnect after broker restart');
+    await waitFor(() => h.bus.status().connected, 'reconnect after broker restart', {
+      between: advancing(h.clock, 200),
+    });
     await resubscribed;
     expect(await controller.request(chatRequest('after-restart'))).toMatchObject({ content: 'back' });
   });
@@ -546,8 +540,18 @@ describe('BusService when the broker is not there', () => {
     });
     const { port } = deaf.address() as { port: number };
     const h = await useBus(busConfig({ url: `mqtt://127.0.0.1:${port}`, connectTimeoutMs: 300 }));
-    await until(() => sockets.size > 0, 3000, 'a TCP connection');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // mqtt.js gives up on the silent peer after connectTimeoutMs and we retry after the backoff: a second
+    // connection proves the first attempt ended, and at no point in between did the bus claim to be connected.
+    let everConnected = false;
+    await waitFor(
+      () => {
+        everConnected ||= h.bus.status().connected;
+        return sockets.size >= 2;
+      },
+      'a retry after the silent peer timed out',
+      { between: advancing(h.clock, 200) },
+    );
+    expect(everConnected).toBe(false);
     expect(h.bus.status().connected).toBe(false);
     expect(await h.bus.publishHeartbeat()).toBe(false);
     expect(h.bus.status()).toMatchObject({ published: 0, dropped: 1 });
@@ -573,7 +577,8 @@ describe('BusService disabled', () => {
     expect(h.moduleRef.get(SchedulerRegistry).doesExist('interval', HEARTBEAT_INTERVAL_NAME)).toBe(false);
     expect(await h.bus.publishHeartbeat()).toBe(false);
     h.state.set(BACKEND, Readiness.Degraded, 'x');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // A transition's heartbeat is queued as a microtask: by the next turn it was sent, dropped, or never asked for.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(clients).toBe(0);
     expect(h.bus.status().dropped).toBe(0);
   });
@@ -612,15 +617,15 @@ describe('BusService on the zenoh transport (injected session: no zenohd router 
       return session;
     };
     const h = await useBus(busConfig({ transport: 'zenoh', url: 'ws://127.0.0.1:10000' }), { zenoh: factory });
-    await until(() => h.bus.status().connected, 3000, 'zenoh connected');
+    await waitFor(() => h.bus.status().connected, 'zenoh connected');
     expect(h.bus.status().transport).toBe('zenoh');
-    await until(() => subscribers.has('local/llm/request'), 3000, 'request subscriber');
-    await until(() => puts.some((p) => p.key === 'local/llm/status'), 3000, 'first heartbeat');
+    await waitFor(() => subscribers.has('local/llm/request'), 'request subscriber');
+    await waitFor(() => puts.some((p) => p.key === 'local/llm/status'), 'first heartbeat');
     expect(puts[0]!.body).toMatchObject({ service: 'modelplane', status: 'ready', readiness: 'ready', seq: 1 });
 
     h.chat.runtime.mockResolvedValue('over zenoh');
     subscribers.get('local/llm/request')!(Buffer.from(JSON.stringify(chatRequest('z-1'))));
-    await until(() => puts.some((p) => p.key === 'local/llm/response'), 3000, 'reply');
+    await waitFor(() => puts.some((p) => p.key === 'local/llm/response'), 'reply');
     expect(puts.find((p) => p.key === 'local/llm/response')!.body).toMatchObject({
       request_id: 'z-1',
       model: MODEL,

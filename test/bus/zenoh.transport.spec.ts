@@ -6,16 +6,13 @@ import { WebSocket as WsWebSocket, WebSocketServer } from 'ws';
 import { topicToKeyExpr, zenohLocator } from '../../src/bus/zenoh-keys.js';
 import { openZenohTsSession, type ZenohSession, ZenohUnavailableError } from '../../src/bus/zenoh-session.js';
 import { ZenohTransport } from '../../src/bus/zenoh.transport.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { advancing, waitFor } from '../support/wait-for.js';
 
 const FAST_BACKOFF = { initialMs: 50, maxMs: 200 };
 
-async function waitFor(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** Lets promise callbacks already due run (a settled open(), a resolved delay). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 class FakeSession implements ZenohSession {
   readonly puts: { key: string; text: string }[] = [];
@@ -97,6 +94,10 @@ describe('zenohLocator', () => {
 
 describe('ZenohTransport', () => {
   let transport: ZenohTransport | null = null;
+  let clock: FakeClock;
+  beforeEach(() => {
+    clock = new FakeClock();
+  });
   afterEach(async () => {
     await transport?.close();
     transport = null;
@@ -105,11 +106,16 @@ describe('ZenohTransport', () => {
   it('is connected only after open() resolved; publishes and receives on mapped key expressions', async () => {
     const session = new FakeSession();
     const { factory, calls } = manualFactory();
-    transport = new ZenohTransport({ url: 'ws://router:10000', connectTimeoutMs: 2000, sessionFactory: factory });
+    transport = new ZenohTransport({
+      url: 'ws://router:10000',
+      connectTimeoutMs: 2000,
+      sessionFactory: factory,
+      clock,
+    });
     const received: string[] = [];
     transport.subscribe('/local/llm/request', (payload) => received.push(payload.toString('utf8')));
     const connecting = transport.connect();
-    await waitFor(() => calls.length === 1, 1000, 'open()');
+    await waitFor(() => calls.length === 1, 'open()');
     expect(calls[0]!.locator).toBe('ws://router:10000');
     expect(transport.connected).toBe(false);
     await expect(transport.publish('local/llm/status', 'early')).resolves.toBe(false);
@@ -128,13 +134,16 @@ describe('ZenohTransport', () => {
 
   it('stops waiting after connectTimeoutMs when open() hangs (zenoh-ts retries ~34 min), and adopts the session if it opens later', async () => {
     const { factory, calls } = manualFactory();
-    transport = new ZenohTransport({ url: 'ws/router:10000', connectTimeoutMs: 150, sessionFactory: factory });
+    transport = new ZenohTransport({ url: 'ws/router:10000', connectTimeoutMs: 150, sessionFactory: factory, clock });
     const states: boolean[] = [];
     transport.onStateChange((c) => states.push(c));
-    const started = Date.now();
-    await transport.connect();
-    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    expect(Date.now() - started).toBeLessThan(2000);
+    let returned = false;
+    const connecting = transport.connect().then(() => (returned = true));
+    clock.advance(149);
+    await settle();
+    expect(returned).toBe(false);
+    clock.advance(1);
+    await connecting;
     expect(transport.connected).toBe(false);
     expect(transport.lastError).toMatch(/did not answer within 150 ms/);
     // Still one open() in flight: no pile-up of background retries.
@@ -142,19 +151,21 @@ describe('ZenohTransport', () => {
 
     const late = new FakeSession();
     calls[0]!.resolve(late);
-    await waitFor(() => transport!.connected, 1000, 'the late session');
+    await waitFor(() => transport!.connected, 'the late session');
     expect(states).toEqual([true]);
     expect(transport.lastError).toBeNull();
   });
 
   it('closes a session that opens after close()', async () => {
     const { factory, calls } = manualFactory();
-    transport = new ZenohTransport({ url: 'ws://router:10000', connectTimeoutMs: 50, sessionFactory: factory });
-    await transport.connect();
+    transport = new ZenohTransport({ url: 'ws://router:10000', connectTimeoutMs: 50, sessionFactory: factory, clock });
+    const connecting = transport.connect();
+    clock.advance(50);
+    await connecting;
     await transport.close();
     const late = new FakeSession();
     calls[0]!.resolve(late);
-    await waitFor(() => late.closed, 1000, 'the late session to be closed');
+    await waitFor(() => late.closed, 'the late session to be closed');
     expect(transport.connected).toBe(false);
   });
 
@@ -165,11 +176,12 @@ describe('ZenohTransport', () => {
       connectTimeoutMs: 1000,
       sessionFactory: factory,
       backoff: FAST_BACKOFF,
+      clock,
     });
     const connecting = transport.connect();
-    await waitFor(() => calls.length === 1, 1000, 'open()');
+    await waitFor(() => calls.length === 1, 'open()');
     calls[0]!.reject(new Error('Failed to connect to locator endpoint'));
-    await waitFor(() => calls.length === 2, 2000, 'the retry');
+    await waitFor(() => calls.length === 2, 'the retry', { between: advancing(clock, 50) });
     expect(transport.lastError).toMatch(/Failed to connect/);
     calls[1]!.resolve(new FakeSession());
     await connecting;
@@ -182,17 +194,20 @@ describe('ZenohTransport', () => {
       url: 'ws://router:10000',
       connectTimeoutMs: 5000,
       backoff: FAST_BACKOFF,
+      clock,
       sessionFactory: async () => {
         opens += 1;
         throw new ZenohUnavailableError('start Node 20 with --experimental-websocket');
       },
     });
-    const started = Date.now();
+    // Returns with no time passing at all (the 5 s deadline is on a clock nobody moves).
     await transport.connect();
-    expect(Date.now() - started).toBeLessThan(1000);
     expect(transport.connected).toBe(false);
     expect(transport.lastError).toMatch(/--experimental-websocket/);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Nothing waits to retry, however long we wait.
+    expect(clock.pendingDelays).toBe(0);
+    clock.advance(60_000);
+    await settle();
     expect(opens).toBe(1);
   });
 
@@ -201,6 +216,7 @@ describe('ZenohTransport', () => {
     transport = new ZenohTransport({
       url: 'mqtt://127.0.0.1:1883',
       connectTimeoutMs: 5000,
+      clock,
       sessionFactory: async () => {
         opens += 1;
         return new FakeSession();
@@ -220,6 +236,7 @@ describe('ZenohTransport', () => {
       url: 'ws://router:10000',
       connectTimeoutMs: 1000,
       backoff: FAST_BACKOFF,
+      clock,
       sessionFactory: async () => sessions.shift()!,
     });
     transport.subscribe('local/llm/request', () => undefined);
@@ -228,7 +245,7 @@ describe('ZenohTransport', () => {
     await expect(transport.publish('local/llm/status', 'x')).resolves.toBe(false);
     expect(transport.connected).toBe(false);
     expect(first.closed).toBe(true);
-    await waitFor(() => transport!.connected, 2000, 'the new session');
+    await waitFor(() => transport!.connected, 'the new session', { between: advancing(clock, 200) });
     expect([...second.subscribers.keys()]).toEqual(['local/llm/request']);
     await expect(transport.publish('local/llm/status', 'y')).resolves.toBe(true);
     expect(second.puts.map((p) => p.text)).toEqual(['y']);
@@ -243,13 +260,15 @@ describe('ZenohTransport', () => {
       backoff: FAST_BACKOFF,
       livenessIntervalMs: 50,
       livenessTimeoutMs: 50,
+      clock,
       sessionFactory: async () => sessions.shift()!,
     });
     const states: boolean[] = [];
     transport.onStateChange((c) => states.push(c));
     await transport.connect();
     first.failPings = true;
-    await waitFor(() => states.length >= 3, 3000, 'loss and recovery');
+    // A ping that fails ends the session; the next interval and the backoff pass on the fake clock.
+    await waitFor(() => states.length >= 3, 'loss and recovery', { between: advancing(clock, 50) });
     expect(states.slice(0, 3)).toEqual([true, false, true]);
     expect(first.closed).toBe(true);
   });
@@ -293,16 +312,20 @@ describe('ZenohTransport with the real zenoh-ts client', () => {
       url: `ws://127.0.0.1:${port}`,
       connectTimeoutMs: 10_000,
       backoff: FAST_BACKOFF,
+      // Nobody moves it: no retry and no deadline of ours runs while zenoh-ts's own open() fails.
+      clock: new FakeClock(),
     });
     try {
-      const connected = new Promise<boolean>((resolve) => transport.onStateChange(resolve));
+      const states: boolean[] = [];
+      transport.onStateChange((c) => states.push(c));
       void transport.connect();
-      await waitFor(() => server.clients.size > 0, 10_000, 'the WebSocket connection');
-      await waitFor(() => transport.lastError !== null, 10_000, 'the failed open');
+      await waitFor(() => server.clients.size > 0, 'the WebSocket connection');
+      await waitFor(() => transport.lastError !== null, 'the failed open');
       expect(transport.lastError).toMatch(/Remote api request timeout/);
       expect(transport.connected).toBe(false);
-      await Promise.race([connected, new Promise((resolve) => setTimeout(resolve, 200))]);
-      expect(transport.connected).toBe(false);
+      // The failed open() never flipped the state, not even briefly.
+      await settle();
+      expect(states).toEqual([]);
     } finally {
       await transport.close();
       for (const socket of sockets) socket.terminate();
