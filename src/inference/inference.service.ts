@@ -238,7 +238,13 @@ export class InferenceService implements OnModuleDestroy {
       if (!/refused|reset|socket|loading model/i.test(state.reason ?? '')) throw err;
       const probed = this.probeAsEvidence(resolved.backend.name);
       if (!probed) throw err;
-      await Promise.race([probed, sleepUnref(EVIDENCE_PROBE_WAIT_MS)]);
+      // Aborted once the race is decided, so a quick probe leaves no wait pending on the clock.
+      const bound = new AbortController();
+      try {
+        await Promise.race([probed, this.clock.delay(EVIDENCE_PROBE_WAIT_MS, bound.signal).catch(() => undefined)]);
+      } finally {
+        bound.abort();
+      }
       return this.admit(modelId, operation);
     }
   }
@@ -256,10 +262,6 @@ export class InferenceService implements OnModuleDestroy {
     this.lastEvidenceProbe.set(backend, now);
     return this.probes.probeNow(backend);
   }
-}
-
-function sleepUnref(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 function describe(operation: Operation): string {

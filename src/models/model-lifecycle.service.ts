@@ -187,16 +187,22 @@ export class ModelLifecycleService implements BeforeApplicationShutdown {
     );
   }
 
-  /** Waits (bounded, in real time) until no request holds a lease on the model; true when drained. */
+  /** Waits (bounded by the Clock) until no request holds a lease on the model; true when drained. */
   async drain(record: Readonly<ModelRecord>, timeoutMs: number): Promise<boolean> {
     if (record.inFlight === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const drained = await Promise.race([
-      new Promise<boolean>((resolve) => record.idleWaiters.push(() => resolve(true))),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-    ]);
-    clearTimeout(timer);
-    return drained;
+    // Aborted once the race is decided, so a drained model leaves no deadline pending on the clock.
+    const deadline = new AbortController();
+    try {
+      return await Promise.race([
+        new Promise<boolean>((resolve) => record.idleWaiters.push(() => resolve(true))),
+        this.clock.delay(timeoutMs, deadline.signal).then(
+          () => false,
+          () => false,
+        ),
+      ]);
+    } finally {
+      deadline.abort();
+    }
   }
 
   /** After our own load or unload the backend is observed at once (reads never probe themselves). */

@@ -5,6 +5,7 @@ import { configFrom } from '../support/config.js';
 import { ControllableProvider } from '../support/controllable-provider.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { buildModelCore } from '../support/model-core.js';
+import { waitFor } from '../support/wait-for.js';
 
 function setup(eviction: Record<string, unknown> = {}, models = [{ id: 'a' }, { id: 'b' }, { id: 'c' }]) {
   const config: AppConfig = configFrom({
@@ -55,25 +56,34 @@ describe(ModelLifecycleService.name, () => {
   });
 
   it('admin unload waits for the in-flight request, then unloads', async () => {
-    const { provider, lifecycle } = setup();
+    const { clock, provider, lifecycle } = setup();
     const lease = await lifecycle.acquire('a');
     provider.serving = 1;
     const unloading = lifecycle.unload('a', 'admin', { drainTimeoutMs: 5_000 });
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => clock.pendingDelays > 0, 'the unload to wait for the drain');
+    clock.advance(4_999);
+    await new Promise((r) => setImmediate(r));
     expect(provider.unloadCalls).toBe(0);
     provider.serving = 0;
     lease.release();
     await expect(unloading).resolves.toMatchObject({ ok: true, model: 'a', was_loaded: true });
     expect(provider.unloadedWhileServing).toBe(0);
+    // The drain bound was cancelled once the model drained: nothing is left waiting on the clock.
+    expect(clock.pendingDelays).toBe(0);
   });
 
   it('admin unload refuses with model_busy when requests outlast the drain bound', async () => {
-    const { lifecycle } = setup();
+    const { clock, lifecycle } = setup();
     const lease = await lifecycle.acquire('a');
-    await expect(lifecycle.unload('a', 'admin', { drainTimeoutMs: 10 })).rejects.toMatchObject({
-      code: 'model_busy',
-      status: 409,
-    });
+    let settled = false;
+    const unloading = lifecycle.unload('a', 'admin', { drainTimeoutMs: 10 });
+    unloading.catch(() => undefined).finally(() => (settled = true));
+    await waitFor(() => clock.pendingDelays > 0, 'the unload to wait for the drain');
+    clock.advance(9);
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    clock.advance(1);
+    await expect(unloading).rejects.toMatchObject({ code: 'model_busy', status: 409 });
     expect(lifecycle.peek('a')!.state).toBe('loaded');
     lease.release();
   });
