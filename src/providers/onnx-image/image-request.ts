@@ -1,6 +1,7 @@
 import { ValidationFailedError, type FieldIssue } from '../../common/errors.js';
 import { REQUEST_LIMITS } from '../../common/request-limits.js';
-import type { GenerationParams, PipelineInfo } from './pipeline.js';
+import type { GenerationParams } from './pipeline.js';
+import type { PipelineInfo } from './pipeline-io.js';
 
 /**
  * Request validation for image generation. The HTTP DTO validates too, but the provider is also

@@ -23,7 +23,8 @@ import {
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
-import { emptyTimings, pipelineFileBytes, releaseSession, type ImageGenerationTimings } from './pipeline.js';
+import { pipelineFileBytes } from './pipeline-files.js';
+import { emptyTimings, releaseSession, type ImageGenerationTimings } from './pipeline.js';
 import { openPipeline, type ImagePipeline } from './pipeline-host.js';
 import { SerialQueue } from './serial-queue.js';
 import { identityModelBytes } from '../../formats/onnx-writer.js';

@@ -13,8 +13,8 @@ import {
   type GenerationParams,
   type ImageGenerationTimings,
   type LoadOptions,
-  type PipelineInfo,
 } from './pipeline.js';
+import type { PipelineInfo } from './pipeline-io.js';
 import type { WorkerReply, WorkerRequest } from './pipeline-worker.js';
 
 export interface ImagePipeline {

@@ -1,50 +1,33 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ClipTokenizer } from './clip-tokenizer.js';
+import type { ClipTokenizer } from './clip-tokenizer.js';
 import {
   floatTensor,
   intTensor,
-  isFloatType,
   isIntType,
   readFloats,
-  type FloatType,
-  type IntType,
   type Ort,
   type OrtSession,
   type OrtTensor,
 } from './ort-tensors.js';
+import { COMPONENTS, readPipelineFiles, type Component } from './pipeline-files.js';
+import {
+  describePipeline,
+  discoverIo,
+  outputOf,
+  timestepTensor,
+  type PipelineInfo,
+  type PipelineIo,
+} from './pipeline-io.js';
 import { encodePngAsync } from './png.js';
 import { SeededRandom } from './prng.js';
-import {
-  createScheduler,
-  guidanceScaleEmbedding,
-  schedulerKindFor,
-  type SchedulerConfig,
-  type SchedulerKind,
-} from './schedulers.js';
+import { createScheduler, guidanceScaleEmbedding, type SchedulerConfig, type SchedulerKind } from './schedulers.js';
 
 /**
  * A loaded diffusers ONNX export (text_encoder, unet, vae_decoder, tokenizer, scheduler) and the
- * text-to-image loop over it. Input names, dtypes and shapes come from the sessions themselves so
- * int64/float timesteps, other channel counts, hidden sizes and fixed/dynamic sizes all work.
+ * text-to-image loop over it. The files on disk are read by pipeline-files.ts; what each graph takes and
+ * returns is discovered by pipeline-io.ts.
  */
-
-export const COMPONENTS = ['text_encoder', 'unet', 'vae_decoder'] as const;
-export type Component = (typeof COMPONENTS)[number];
-
-/** The files a usable export must have. */
-export const REQUIRED_FILES = [
-  'text_encoder/model.onnx',
-  'unet/model.onnx',
-  'vae_decoder/model.onnx',
-  'tokenizer/vocab.json',
-  'tokenizer/merges.txt',
-  'scheduler/scheduler_config.json',
-] as const;
-
-const DEFAULT_VAE_SCALING = 0.18215;
 
 /** Time spent in one generation, for benchmarks (seconds). */
 export interface ImageGenerationTimings {
@@ -111,34 +94,6 @@ export interface GenerationParams {
   seed: number;
 }
 
-interface TensorInfo {
-  name: string;
-  /** null when the runtime does not expose metadata. */
-  type: string | null;
-  shape: readonly (number | string)[] | null;
-}
-
-/** What the sessions say about themselves; reported in model details. */
-export interface PipelineInfo {
-  scheduler: SchedulerKind;
-  schedulerClass: string | null;
-  pipelineClass: string | null;
-  /** The UNet takes LCM's guidance embedding (timestep_cond). */
-  guidanceEmbedding: boolean;
-  latentChannels: number;
-  /** Latent spatial size when the export fixes it, else null (any multiple of 8 works). */
-  fixedLatentSize: { height: number; width: number } | null;
-  defaultWidth: number;
-  defaultHeight: number;
-  vaeScaleFactor: number;
-  vaeScalingFactor: number;
-  timestepType: string;
-  sequenceLength: number;
-  timestepCondDim: number | null;
-  /** LCM cannot take more steps than original_inference_steps; Euler not more than training timesteps. */
-  maxSteps: number;
-}
-
 /** Minimal shape of something releasable: ORT sessions have release(); some wrappers only close(). */
 export interface Releasable {
   release?: () => Promise<void> | void;
@@ -151,113 +106,10 @@ export async function releaseSession(session: Releasable): Promise<void> {
   else if (typeof session.close === 'function') await session.close();
 }
 
-/** Bytes the weights occupy on disk: every non-JSON file in the component folders (.onnx plus external data). */
-export function pipelineFileBytes(root: string): number | null {
-  let total = 0;
-  let found = false;
-  for (const component of COMPONENTS) {
-    const dir = join(root, component);
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      if (name.endsWith('.json')) continue;
-      try {
-        const stat = statSync(join(dir, name));
-        if (!stat.isFile()) continue;
-        total += stat.size;
-        if (name.endsWith('.onnx')) found = true;
-      } catch {
-        // A file vanishing between readdir and stat only makes the estimate smaller.
-      }
-    }
-  }
-  return found ? total : null;
-}
-
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  const parsed = JSON.parse(await readFile(path, 'utf8')) as unknown;
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error(`${path} is not a JSON object`);
-  }
-  return parsed as Record<string, unknown>;
-}
-
-async function readOptionalJson(path: string): Promise<Record<string, unknown> | null> {
-  return existsSync(path) ? readJson(path) : null;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-function describe(session: OrtSession, which: 'input' | 'output'): Map<string, TensorInfo> {
-  const names = which === 'input' ? session.inputNames : session.outputNames;
-  // Older bindings have no metadata; then dtypes fall back to the diffusers defaults.
-  const metadata = (which === 'input' ? session.inputMetadata : session.outputMetadata) as
-    OrtSession['inputMetadata'] | undefined;
-  const out = new Map<string, TensorInfo>();
-  names.forEach((name, i) => {
-    const meta = metadata?.find((m) => m.name === name) ?? metadata?.[i];
-    if (meta && meta.isTensor) out.set(name, { name, type: meta.type, shape: meta.shape });
-    else out.set(name, { name, type: null, shape: null });
-  });
-  return out;
-}
-
-function pick(infos: Map<string, TensorInfo>, candidates: readonly string[]): TensorInfo | undefined {
-  for (const name of candidates) {
-    const info = infos.get(name);
-    if (info) return info;
-  }
-  return undefined;
-}
-
-function fixedDim(info: TensorInfo | undefined, axis: number): number | null {
-  const d = info?.shape?.[axis];
-  return typeof d === 'number' && d > 0 ? d : null;
-}
-
-function floatTypeOf(info: TensorInfo, component: string): FloatType {
-  const type = info.type ?? 'float32';
-  if (!isFloatType(type)) throw new Error(`${component} input '${info.name}' has unsupported dtype ${type}`);
-  return type;
-}
-
 /** last_hidden_state of one prompt: [1, seq, hidden]. */
 interface EncodedText {
   data: Float32Array;
   dims: readonly [number, number, number];
-}
-
-interface TextEncoderIo {
-  ids: TensorInfo;
-  idsType: IntType;
-  mask: TensorInfo | undefined;
-  output: string;
-}
-
-interface UnetIo {
-  sample: TensorInfo;
-  sampleType: FloatType;
-  timestep: TensorInfo;
-  timestepType: IntType | FloatType;
-  hidden: TensorInfo;
-  hiddenType: FloatType;
-  cond: TensorInfo | undefined;
-  condType: FloatType;
-  output: string;
-  /** The export fixes batch to 1, so CFG needs two runs per step. */
-  batchOne: boolean;
-}
-
-interface VaeIo {
-  input: TensorInfo;
-  inputType: FloatType;
-  output: string;
 }
 
 export interface LoadOptions {
@@ -274,9 +126,7 @@ export class DiffusionPipeline {
     private readonly sessions: Record<Component, OrtSession>,
     private readonly tokenizer: ClipTokenizer,
     private readonly schedulerConfig: SchedulerConfig,
-    private readonly textIo: TextEncoderIo,
-    private readonly unetIo: UnetIo,
-    private readonly vaeIo: VaeIo,
+    private readonly io: PipelineIo,
     readonly info: PipelineInfo,
   ) {}
 
@@ -285,20 +135,7 @@ export class DiffusionPipeline {
    * (the provider turns them into ModelLoadFailedError); sessions opened before a failure are released.
    */
   static async load(ort: Ort, root: string, options: LoadOptions): Promise<DiffusionPipeline> {
-    if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`model folder not found: ${root}`);
-    const missing = REQUIRED_FILES.filter((f) => !existsSync(join(root, f)));
-    if (missing.length > 0) throw new Error(`model folder ${root} is missing ${missing.join(', ')}`);
-
-    const modelIndex = await readOptionalJson(join(root, 'model_index.json'));
-    const schedulerConfig = (await readJson(join(root, 'scheduler/scheduler_config.json'))) as SchedulerConfig;
-    const indexScheduler = modelIndex?.scheduler;
-    if (!schedulerConfig._class_name && Array.isArray(indexScheduler) && typeof indexScheduler[1] === 'string') {
-      schedulerConfig._class_name = indexScheduler[1];
-    }
-    const unetConfig = await readOptionalJson(join(root, 'unet/config.json'));
-    const vaeConfig = await readOptionalJson(join(root, 'vae_decoder/config.json'));
-    const tokenizer = await ClipTokenizer.fromFolder(join(root, 'tokenizer'));
-
+    const files = await readPipelineFiles(root);
     const opened: Partial<Record<Component, OrtSession>> = {};
     try {
       for (const component of COMPONENTS) {
@@ -314,44 +151,9 @@ export class DiffusionPipeline {
       }
       options.signal?.throwIfAborted();
       const sessions = opened as Record<Component, OrtSession>;
-      const textIo = discoverTextEncoder(sessions.text_encoder);
-      const unetIo = discoverUnet(sessions.unet);
-      const vaeIo = discoverVae(sessions.vae_decoder);
-
-      const blockOut = vaeConfig?.block_out_channels;
-      const vaeScaleFactor = Array.isArray(blockOut) && blockOut.length > 0 ? 2 ** (blockOut.length - 1) : 8;
-      const latentH = fixedDim(unetIo.sample, 2);
-      const latentW = fixedDim(unetIo.sample, 3);
-      const fixedLatentSize = latentH && latentW ? { height: latentH, width: latentW } : null;
-      const sampleSize = num(unetConfig?.sample_size) ?? 64;
-      const latentChannels = fixedDim(unetIo.sample, 1) ?? num(unetConfig?.in_channels) ?? 4;
-      const timestepCondDim = unetIo.cond
-        ? (fixedDim(unetIo.cond, 1) ?? num(unetConfig?.time_cond_proj_dim) ?? 256)
-        : null;
-      const sequenceLength = fixedDim(textIo.ids, 1) ?? tokenizer.maxLength;
-      if (sequenceLength !== tokenizer.maxLength) {
-        throw new Error(`text_encoder takes ${sequenceLength} tokens but the tokenizer pads to ${tokenizer.maxLength}`);
-      }
-      const info: PipelineInfo = {
-        scheduler: schedulerKindFor(schedulerConfig),
-        schedulerClass: schedulerConfig._class_name ?? null,
-        pipelineClass: typeof modelIndex?._class_name === 'string' ? modelIndex._class_name : null,
-        guidanceEmbedding: unetIo.cond !== undefined,
-        latentChannels,
-        fixedLatentSize,
-        defaultWidth: (fixedLatentSize?.width ?? sampleSize) * vaeScaleFactor,
-        defaultHeight: (fixedLatentSize?.height ?? sampleSize) * vaeScaleFactor,
-        vaeScaleFactor,
-        vaeScalingFactor: num(vaeConfig?.scaling_factor) ?? DEFAULT_VAE_SCALING,
-        timestepType: unetIo.timestepType,
-        sequenceLength,
-        timestepCondDim,
-        maxSteps:
-          schedulerKindFor(schedulerConfig) === 'lcm'
-            ? (schedulerConfig.original_inference_steps ?? 50)
-            : (schedulerConfig.num_train_timesteps ?? 1000),
-      };
-      return new DiffusionPipeline(ort, root, sessions, tokenizer, schedulerConfig, textIo, unetIo, vaeIo, info);
+      const io = discoverIo(sessions);
+      const info = describePipeline(files, io);
+      return new DiffusionPipeline(ort, root, sessions, files.tokenizer, files.schedulerConfig, io, info);
     } catch (err) {
       await Promise.allSettled(Object.values(opened).map((s) => releaseSession(s)));
       throw err;
@@ -453,18 +255,18 @@ export class DiffusionPipeline {
   private async encodeText(text: string, timings: ImageGenerationTimings): Promise<EncodedText> {
     const ids = this.tokenizer.encode(text);
     const feeds: Record<string, OrtTensor> = {
-      [this.textIo.ids.name]: intTensor(this.ort, this.textIo.idsType, ids, [1, ids.length]),
+      [this.io.text.ids.name]: intTensor(this.ort, this.io.text.idsType, ids, [1, ids.length]),
     };
-    if (this.textIo.mask) {
-      const maskType = this.textIo.mask.type ?? 'int64';
+    if (this.io.text.mask) {
+      const maskType = this.io.text.mask.type ?? 'int64';
       if (!isIntType(maskType)) throw new Error(`text_encoder attention_mask has unsupported dtype ${maskType}`);
-      feeds[this.textIo.mask.name] = intTensor(this.ort, maskType, new Array<number>(ids.length).fill(1), [
+      feeds[this.io.text.mask.name] = intTensor(this.ort, maskType, new Array<number>(ids.length).fill(1), [
         1,
         ids.length,
       ]);
     }
     const out = await this.timedRun('text_encoder', feeds, timings);
-    const tensor = outputOf(out, this.textIo.output, 'text_encoder');
+    const tensor = outputOf(out, this.io.text.output, 'text_encoder');
     const [batch, seq, hidden] = tensor.dims;
     if (tensor.dims.length !== 3 || batch === undefined || seq === undefined || hidden === undefined) {
       throw new Error(`text_encoder returned shape [${tensor.dims.join(',')}], expected [1,seq,hidden]`);
@@ -483,12 +285,12 @@ export class DiffusionPipeline {
     latentW: number,
     timings: ImageGenerationTimings,
   ): Promise<Float32Array> {
-    const io = this.unetIo;
+    const io = this.io.unet;
     const channels = this.info.latentChannels;
     const run = async (batch: number, samples: Float32Array, hidden: Float32Array): Promise<Float32Array> => {
       const feeds: Record<string, OrtTensor> = {
         [io.sample.name]: floatTensor(this.ort, io.sampleType, samples, [batch, channels, latentH, latentW]),
-        [io.timestep.name]: this.timestepTensor(t, batch),
+        [io.timestep.name]: timestepTensor(this.ort, io, t, batch),
         [io.hidden.name]: floatTensor(this.ort, io.hiddenType, hidden, [batch, cond.dims[1], cond.dims[2]]),
       };
       if (io.cond && wEmbedding) {
@@ -528,18 +330,6 @@ export class DiffusionPipeline {
     return guided;
   }
 
-  private timestepTensor(t: number, batch: number): OrtTensor {
-    const io = this.unetIo;
-    const shape = io.timestep.shape;
-    // Exports declare a scalar, [1] or [batch]; follow the declaration so the graph's broadcast works.
-    const scalar = shape !== null && shape.length === 0;
-    const count = scalar ? 1 : (fixedDim(io.timestep, 0) ?? batch);
-    const dims = scalar ? [] : [count];
-    const values = new Array<number>(count).fill(t);
-    if (isIntType(io.timestepType)) return intTensor(this.ort, io.timestepType, values, dims);
-    return floatTensor(this.ort, io.timestepType, Float32Array.from(values), dims);
-  }
-
   private async decode(
     latents: Float32Array,
     latentH: number,
@@ -550,7 +340,7 @@ export class DiffusionPipeline {
     const inv = 1 / this.info.vaeScalingFactor;
     for (let i = 0; i < latents.length; i++) scaled[i] = latents[i]! * inv;
     const feeds = {
-      [this.vaeIo.input.name]: floatTensor(this.ort, this.vaeIo.inputType, scaled, [
+      [this.io.vae.input.name]: floatTensor(this.ort, this.io.vae.inputType, scaled, [
         1,
         this.info.latentChannels,
         latentH,
@@ -558,7 +348,7 @@ export class DiffusionPipeline {
       ]),
     };
     const out = await this.timedRun('vae_decoder', feeds, timings);
-    const tensor = outputOf(out, this.vaeIo.output, 'vae_decoder');
+    const tensor = outputOf(out, this.io.vae.output, 'vae_decoder');
     const [, channels, height, width] = tensor.dims;
     if (
       tensor.dims.length !== 4 ||
@@ -584,71 +374,4 @@ export class DiffusionPipeline {
     }
     return { pixels, width, height };
   }
-}
-
-/** A session output the pipeline needs; a clear error instead of a crash when the runtime omits it. */
-function outputOf(out: Record<string, OrtTensor>, name: string, component: Component): OrtTensor {
-  const tensor = out[name];
-  if (!tensor) throw new Error(`${component} returned no output '${name}'`);
-  return tensor;
-}
-
-function discoverTextEncoder(session: OrtSession): TextEncoderIo {
-  const inputs = describe(session, 'input');
-  const ids = pick(inputs, ['input_ids']) ?? inputs.values().next().value;
-  if (!ids) throw new Error('text_encoder has no inputs');
-  const idsType = ids.type ?? 'int32';
-  if (!isIntType(idsType)) throw new Error(`text_encoder input '${ids.name}' has unsupported dtype ${idsType}`);
-  const mask = pick(inputs, ['attention_mask']);
-  const unknown = [...inputs.keys()].filter((n) => n !== ids.name && n !== mask?.name);
-  if (unknown.length > 0) throw new Error(`text_encoder has unsupported inputs: ${unknown.join(', ')}`);
-  const outputs = session.outputNames;
-  const output = outputs.includes('last_hidden_state') ? 'last_hidden_state' : outputs[0];
-  if (!output) throw new Error('text_encoder has no outputs');
-  return { ids, idsType, mask, output };
-}
-
-function discoverUnet(session: OrtSession): UnetIo {
-  const inputs = describe(session, 'input');
-  const sample = pick(inputs, ['sample', 'latent_model_input', 'x']);
-  const timestep = pick(inputs, ['timestep', 'timesteps', 't']);
-  const hidden = pick(inputs, ['encoder_hidden_states', 'text_embeddings', 'context']);
-  const cond = pick(inputs, ['timestep_cond', 'w_embedding', 'guidance_embedding']);
-  if (!sample || !timestep || !hidden) {
-    throw new Error(`unet inputs [${session.inputNames.join(', ')}] lack sample, timestep or encoder_hidden_states`);
-  }
-  const known = new Set([sample.name, timestep.name, hidden.name, cond?.name]);
-  const unknown = [...inputs.keys()].filter((n) => !known.has(n));
-  // SDXL-style added conditions (text_embeds, time_ids) would silently be wrong if fed zeros.
-  if (unknown.length > 0) throw new Error(`unet has unsupported inputs: ${unknown.join(', ')}`);
-  const timestepType = timestep.type ?? 'int64';
-  if (!isIntType(timestepType) && !isFloatType(timestepType)) {
-    throw new Error(`unet input '${timestep.name}' has unsupported dtype ${timestepType}`);
-  }
-  const outputs = session.outputNames;
-  const output = outputs.includes('out_sample') ? 'out_sample' : outputs[0];
-  if (!output) throw new Error('unet has no outputs');
-  return {
-    sample,
-    sampleType: floatTypeOf(sample, 'unet'),
-    timestep,
-    timestepType,
-    hidden,
-    hiddenType: floatTypeOf(hidden, 'unet'),
-    cond,
-    condType: cond ? floatTypeOf(cond, 'unet') : 'float32',
-    output,
-    batchOne: fixedDim(sample, 0) === 1,
-  };
-}
-
-function discoverVae(session: OrtSession): VaeIo {
-  const inputs = describe(session, 'input');
-  const input = pick(inputs, ['latent_sample', 'latent', 'z']) ?? inputs.values().next().value;
-  if (!input) throw new Error('vae_decoder has no inputs');
-  if (inputs.size > 1) throw new Error(`vae_decoder has unsupported inputs: ${session.inputNames.join(', ')}`);
-  const outputs = session.outputNames;
-  const output = outputs.includes('sample') ? 'sample' : outputs[0];
-  if (!output) throw new Error('vae_decoder has no outputs');
-  return { input, inputType: floatTypeOf(input, 'vae_decoder'), output };
 }
