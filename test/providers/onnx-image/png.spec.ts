@@ -1,3 +1,4 @@
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { crc32, encodePng } from '../../../src/providers/onnx-image/png.js';
 import { SeededRandom } from '../../../src/providers/onnx-image/prng.js';
 import { readPng } from './png-reader.js';
@@ -6,6 +7,25 @@ describe('PNG encoder', () => {
   it('CRC-32 matches the standard check value', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32(Buffer.from('IEND'))).toBe(0xae426082);
+  });
+
+  it('CRC-32 agrees with zlib on random data of every small length, and when continued from a prior value', () => {
+    const rng = new SeededRandom(11);
+    for (let length = 0; length < 300; length += 7) {
+      const data = Uint8Array.from({ length }, () => rng.nextUint32() & 0xff);
+      expect(crc32(data)).toBe(zlibCrc32(data));
+      const prior = rng.nextUint32();
+      expect(crc32(data, prior)).toBe(zlibCrc32(data, prior));
+    }
+  });
+
+  it('the test reader rejects a PNG whose chunk CRC is wrong, so a passing round trip proves valid CRCs', () => {
+    const png = encodePng(new Uint8Array(2 * 2 * 3).fill(200), 2, 2);
+    expect(readPng(png).width).toBe(2);
+    const corrupt = Buffer.from(png);
+    // The IHDR CRC: signature (8) + length (4) + type (4) + 13 data bytes.
+    corrupt[8 + 4 + 4 + 13] ^= 0x01;
+    expect(() => readPng(corrupt)).toThrow('bad CRC in IHDR');
   });
 
   it('round-trips RGB pixels through an independent zlib decoder, with valid header and CRCs', () => {
