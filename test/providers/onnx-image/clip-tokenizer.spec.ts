@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -135,4 +135,89 @@ describe('CLIP tokenizer', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('reads a folder laid out like the real CLIP vocab and yields the real CLIP ids (bos 49406, eos 49407)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'clip-real-layout-'));
+    try {
+      writeClipLayoutFolder(dir);
+      const real = await ClipTokenizer.fromFolder(dir);
+      expect([real.bosId, real.eosId, real.padId]).toEqual([49406, 49407, 49407]);
+      // Byte tokens: id = position in CLIP's byte order, +256 with </w> ("a" 320, "!" 256, "," 267, "." 269).
+      // "a!" is two words to CLIP's pre-tokenizer (letters, then symbols), so both end a word.
+      expect(real.encodeRaw('a!')).toEqual([320, 256]);
+      expect(real.encodeRaw('a , .')).toEqual([320, 267, 269]);
+      expect(real.encodeRaw('42')).toEqual([275, 273]);
+      // é is C3 A9: "Ã" (127) then "©</w>" (256 + 102) when no merge joins them.
+      expect(real.encodeRaw('é')).toEqual([127, 358]);
+      // The prompt of the diffusers docs, as the reference CLIPTokenizer encodes it.
+      const ids = real.encode('A photo of an astronaut riding a horse on mars');
+      expect(Array.from(ids.slice(0, 13))).toEqual([
+        49406, 320, 1125, 539, 550, 18376, 6765, 320, 4558, 525, 7496, 49407, 49407,
+      ]);
+      expect(Array.from(real.encode('a photo of a cat').slice(0, 7))).toEqual([
+        49406, 320, 1125, 539, 320, 2368, 49407,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
+/**
+ * Ids of whole words in the real CLIP vocab (openai/clip-vit-large-patch14 vocab.json, as used by SD 1.x);
+ * the diffusers docs prompt encodes to exactly these.
+ */
+const REAL_WORD_IDS: Record<string, number> = {
+  'photo</w>': 1125,
+  'of</w>': 539,
+  'an</w>': 550,
+  'astronaut</w>': 18376,
+  'riding</w>': 6765,
+  'horse</w>': 4558,
+  'on</w>': 525,
+  'mars</w>': 7496,
+  'cat</w>': 2368,
+};
+
+/**
+ * A tokenizer folder with the real vocab's layout, built here from CLIP's published rule rather than from the
+ * code under test: ids 0-255 are the bytes in bytes_to_unicode order (printable ! to ~, ¡ to ¬, ® to ÿ, then
+ * the other bytes as U+0100 upwards), 256-511 the same with </w>, then merges, then <|startoftext|> 49406 and
+ * <|endoftext|> 49407 (vocab size 49408). Only the merges that build the words above are included; BPE needs
+ * only their relative order, and their intermediate pieces get ids nothing asserts on.
+ */
+function writeClipLayoutFolder(dir: string): void {
+  const printable = [...range(0x21, 0x7e), ...range(0xa1, 0xac), ...range(0xae, 0xff)];
+  const others = range(0, 0xff).filter((b) => !printable.includes(b));
+  const order = [...printable, ...others];
+  const charOf = new Map<number, string>();
+  printable.forEach((b) => charOf.set(b, String.fromCodePoint(b)));
+  others.forEach((b, i) => charOf.set(b, String.fromCodePoint(256 + i)));
+  const vocab: Record<string, number> = {};
+  order.forEach((b, i) => {
+    vocab[charOf.get(b)!] = i;
+    vocab[`${charOf.get(b)!}</w>`] = 256 + i;
+  });
+  const merges: string[] = [];
+  let nextIntermediate = 40000;
+  for (const word of Object.keys(REAL_WORD_IDS)) {
+    const chars = Array.from(word.replace('</w>', ''));
+    let current = chars[0]!;
+    chars.slice(1).forEach((c, i) => {
+      const next = i === chars.length - 2 ? `${c}</w>` : c;
+      merges.push(`${current} ${next}`);
+      current += next;
+      vocab[current] ??= nextIntermediate++;
+    });
+    vocab[word] = REAL_WORD_IDS[word]!;
+  }
+  vocab['<|startoftext|>'] = 49406;
+  vocab['<|endoftext|>'] = 49407;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  writeFileSync(join(dir, 'merges.txt'), `#version: 0.2\n${merges.join('\n')}\n`);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
