@@ -82,7 +82,10 @@ export class ModelSlots {
     return slot;
   }
 
-  /** The live handle, loading it first when needed. The caller's signal abandons the wait, never the shared load. */
+  /**
+   * The live handle, loading it first when needed: the load path, taken only by `load()`, i.e. by
+   * the lifecycle. The caller's signal abandons the wait, never the shared load.
+   */
   async acquire(slot: ModelSlot, signal?: AbortSignal): Promise<LlamaHandle> {
     if (signal?.aborted) throw abortError(signal);
     if (slot.unloading) await slot.unloading;
@@ -101,6 +104,20 @@ export class ModelSlots {
       );
     }
     return signal ? abortable(slot.loading, signal) : slot.loading;
+  }
+
+  /**
+   * The live handle for a request. Requests never load: the lifecycle loads a model before it
+   * admits a request for it and holds it until the request ends, so a request that finds no model
+   * (nor a load or unload under way to wait for) is a bug in the caller, reported as one instead
+   * of quietly starting a second, unaccounted load path.
+   */
+  private async loaded(slot: ModelSlot, signal: AbortSignal): Promise<LlamaHandle> {
+    if (signal.aborted) throw abortError(signal);
+    if (slot.unloading) await slot.unloading;
+    if (slot.handle) return slot.handle;
+    if (slot.loading) return abortable(slot.loading, signal);
+    throw new InferenceFailedError(slot.config.id, 'the model is not loaded (a request never loads it: load it first)');
   }
 
   estimate(slot: ModelSlot): Promise<void> {
@@ -125,8 +142,8 @@ export class ModelSlots {
   /**
    * Runs one request once it has a turn. The prompt is prepared (and refused when bad) before the
    * request joins the queue, so a 400 never waits behind other users; with its turn, the request
-   * takes the free sequence sharing the longest prefix with that prompt. The model is loaded
-   * implicitly if the caller did not load it. Every failure becomes a request-scoped AppError.
+   * takes the free sequence sharing the longest prefix with that prompt. The model must be loaded
+   * (see `loaded`). Every failure becomes a request-scoped AppError.
    */
   async run<T>(
     slot: ModelSlot,
@@ -135,7 +152,7 @@ export class ModelSlots {
     task: (turn: Turn) => Promise<T>,
   ): Promise<T> {
     try {
-      const { prompt, extras } = await prepare(await this.acquire(slot, signal));
+      const { prompt, extras } = await prepare(await this.loaded(slot, signal));
       return await this.admit(slot, signal, (h, s) => {
         const seq = h.pool.take(prompt.evaluated).member;
         return h.pool.use(seq, () => task({ h, signal: s, seq, prompt, extras }));
@@ -152,7 +169,7 @@ export class ModelSlots {
     task: (h: LlamaHandle, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     try {
-      await this.acquire(slot, signal);
+      await this.loaded(slot, signal);
       return await this.admit(slot, signal, (h, s) => h.pool.use(null, () => task(h, s)));
     } catch (err) {
       throw this.requestError(slot.config.id, err, signal);
@@ -165,8 +182,8 @@ export class ModelSlots {
     body: (h: LlamaHandle, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     return slot.queue.run(signal, async () => {
-      // Re-acquired inside the turn: the model may have been unloaded (and reloaded) while this request waited.
-      const h = await this.acquire(slot, signal);
+      // Looked up again inside the turn: the handle may have been replaced while this request waited.
+      const h = await this.loaded(slot, signal);
       return body(h, AbortSignal.any([signal, h.lifetime.signal]));
     });
   }

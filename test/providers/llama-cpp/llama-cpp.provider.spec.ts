@@ -150,16 +150,18 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     expect(res.usage.total_tokens).toBe(res.usage.prompt_tokens + 16);
   });
 
-  it('loads implicitly when a request comes before load()', async () => {
+  it('never loads a model for a request: one that finds it unloaded fails as a bug, and the model stays unloaded', async () => {
     await provider.unload('tiny-small-ctx');
-    const res = await provider.completion(
-      'tiny-small-ctx',
-      { model: 'tiny-small-ctx', prompt: 'abc', max_tokens: 4, temperature: 0 },
-      never(),
-    );
-    expect(res.choices[0]!.text).toHaveLength(4);
+    const req = { model: 'tiny-small-ctx', prompt: 'abc', max_tokens: 4, temperature: 0 };
+    const err = await provider.completion('tiny-small-ctx', req, never()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InferenceFailedError);
+    expect((err as AppError).message).toContain('not loaded');
     const obs = await provider.observe(never());
-    expect(obs.models.find((m) => m.id === 'tiny-small-ctx')?.state).toBe('loaded');
+    expect(obs.models.find((m) => m.id === 'tiny-small-ctx')?.state).toBe('unloaded');
+
+    await provider.load('tiny-small-ctx');
+    const res = await provider.completion('tiny-small-ctx', req, never());
+    expect(res.choices[0]!.text).toHaveLength(4);
   });
 
   /** llama.cpp rounds a context up (to 256 tokens here); the provider reports the real one. */
@@ -342,6 +344,7 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
   });
 
   it('returns embeddings of nEmbd floats, as arrays or base64', async () => {
+    await provider.load('tiny-embed');
     const res = await provider.embeddings('tiny-embed', { model: 'tiny-embed', input: ['hello', 'world!'] }, never());
     expect(res.object).toBe('list');
     expect(res.data.map((d) => d.index)).toEqual([0, 1]);
@@ -379,8 +382,8 @@ describe('LlamaCppProvider (real node-llama-cpp, tiny generated models)', () => 
     expect(err).toBeInstanceOf(ModelLoadFailedError);
     expect((err as Error).message).toContain('missing key llama.feed_forward_length');
 
-    // The same failure reaches a request for that model, request-scoped.
-    await expect(provider.chatCompletion('bad-ffn', chat('hi'), never())).rejects.toBeInstanceOf(ModelLoadFailedError);
+    // A request for that model fails request-scoped and does not try the load again.
+    await expect(provider.chatCompletion('bad-ffn', chat('hi'), never())).rejects.toBeInstanceOf(InferenceFailedError);
     const obs = await provider.observe(never());
     expect(obs.models.find((m) => m.id === 'bad-ffn')?.state).toBe('unloaded');
 

@@ -82,6 +82,8 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
     runtime = new LlamaRuntime({ gpu: false, threads: 1 });
     provider = new LlamaCppProvider(config.backends[0]!, runtime, config);
     await provider.init();
+    // The lifecycle loads a model before any request reaches the provider; here the test does.
+    await Promise.all(['p4', 'p2', 'p1', 'p3', 'turns', 'long'].map((id) => provider.load(id)));
   });
 
   afterAll(async () => {

@@ -48,6 +48,8 @@ describe('LlamaCppProvider: OpenAI fields beyond sampling (real node-llama-cpp, 
     runtime = new LlamaRuntime({ gpu: false, threads: 1 });
     provider = new LlamaCppProvider(config.backends[0]!, runtime, config);
     await provider.init();
+    // The lifecycle loads a model before any request reaches the provider; here the test does.
+    await provider.load('tiny-chat');
   });
 
   afterAll(async () => {
