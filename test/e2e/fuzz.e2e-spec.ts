@@ -7,6 +7,7 @@ import { startFakeOpenAi, type FakeOpenAi } from '../support/fakes/openai.fake.j
 import { runFuzz } from '../support/fuzz.js';
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
 import { getJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { waitFor } from '../support/wait-for.js';
 
 describe('seeded fuzz over every POST route', () => {
   let upstream: FakeOpenAi;
@@ -21,9 +22,7 @@ describe('seeded fuzz over every POST route', () => {
         { name: 'local-image', type: 'onnx-image', models: [{ id: 'tiny-lcm', path: TINY_LCM_DIR }] },
       ],
     });
-    for (let i = 0; i < 100 && (await getJson(`${running.url}/health/ready`)).status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(async () => (await getJson(`${running.url}/health/ready`)).status === 200, 'the app to be ready');
   });
   afterAll(async () => {
     await running.close();

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPortUrl } from '../support/fakes/pathological.js';
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
+import { waitFor } from '../support/wait-for.js';
 
 const MAIN = join(process.cwd(), 'dist', 'src', 'main.js');
 const PNG_SIGNATURE = '89504e470d0a1a0a';
@@ -39,13 +40,13 @@ describe('image generation on a worker thread (built server)', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     try {
-      for (let i = 0; i < 300 && !output.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 100));
+      await waitFor(() => output.includes('listening on'), 'the server to listen', { timeoutMs: 30_000 });
       let live = 0;
       let stop = false;
       const pinger = (async () => {
         while (!stop) {
+          // Back to back, no pause: each ping waits for the previous answer, so pings never pile up.
           if ((await fetch(`${base}/health/live`)).status === 200) live++;
-          await new Promise((r) => setTimeout(r, 20));
         }
       })();
       const results = await Promise.all(

@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { performance } from 'node:perf_hooks';
 import { getJson, observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { waitFor } from '../support/wait-for.js';
 import {
   closedPortUrl,
   type FakeLlamaServer,
@@ -320,13 +321,11 @@ describe('proxying to remote backends (openai client, real app)', () => {
       expect((await health()).models['llama-chat'].in_flight).toBe(1);
       abort.abort();
 
-      // Real network events: wait (bounded) for the upstream to see the client gone.
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline) {
-        const h = await health();
-        if (llama.wire.streamsAbandoned > abandoned && h.models['llama-chat'].in_flight === 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      // Real network events: wait for the upstream to see the client gone and the lease to be released.
+      await waitFor(
+        async () => llama.wire.streamsAbandoned > abandoned && (await health()).models['llama-chat'].in_flight === 0,
+        'the upstream stream abandoned and the lease released',
+      );
       expect(llama.wire.streamsAbandoned).toBe(abandoned + 1);
       expect((await health()).models['llama-chat'].in_flight).toBe(0);
     } finally {

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPortUrl } from '../support/fakes/pathological.js';
+import { waitFor as waitUntil } from '../support/wait-for.js';
 
 const MAIN = join(process.cwd(), 'dist', 'src', 'main.js');
 const DRAIN_S = 2;
@@ -86,10 +87,7 @@ describe('bounded shutdown of the real process', () => {
     );
     try {
       await waitFor(child, 'listening on');
-      for (let i = 0; i < 100; i++) {
-        if ((await fetch(`${base}/health/ready`)).status === 200) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitUntil(async () => (await fetch(`${base}/health/ready`)).status === 200, 'the server to be ready');
       // An event subscriber, a half-sent request and a remote stream that never ends.
       const events = await fetch(`${base}/api/events`);
       const eventReader = events.body!.getReader();
@@ -109,8 +107,10 @@ describe('bounded shutdown of the real process', () => {
       await chatReader.read();
 
       const signalledAt = Date.now();
+      // The process logs this in the same turn that flips readiness: once we see it, readiness is 503.
+      const received = waitFor(child, 'SIGTERM received');
       child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 300));
+      await received;
       const ready = await fetch(`${base}/health/ready`);
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as { error: { service: { readiness: string } } }).error.service.readiness).toBe(

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { waitFor } from '../support/wait-for.js';
 
 const GENEROUS_MS = 10_000;
 
@@ -65,9 +66,7 @@ describe('upstream line and body caps', () => {
         },
       ],
     });
-    for (let i = 0; i < 100 && (await getJson(`${running.url}/health/ready`)).status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(async () => (await getJson(`${running.url}/health/ready`)).status === 200, 'the app to be ready');
   });
   afterAll(async () => {
     await running.close();

@@ -156,6 +156,9 @@ export async function runFuzz(baseUrl: string, options: FuzzOptions): Promise<Fu
     liveLatenciesMs: [],
   };
   let done = false;
+  // Liveness is sampled as the fuzz progresses, not on a timer: the next ping starts once another case finished.
+  let caseFinished: () => void = () => undefined;
+  const nextCaseFinished = (): Promise<void> => new Promise((resolve) => (caseFinished = resolve));
 
   const liveness = (async () => {
     while (!done) {
@@ -169,7 +172,7 @@ export async function runFuzz(baseUrl: string, options: FuzzOptions): Promise<Fu
       }
       report.livePings++;
       report.liveLatenciesMs.push(performance.now() - started);
-      await new Promise((r) => setTimeout(r, 20));
+      if (!done) await nextCaseFinished();
     }
   })();
 
@@ -212,11 +215,14 @@ export async function runFuzz(baseUrl: string, options: FuzzOptions): Promise<Fu
         }
       } catch (err) {
         report.failures.push(`${c.label}: no answer within ${options.slowMs} ms (${String(err)})`);
+      } finally {
+        caseFinished();
       }
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
   done = true;
+  caseFinished();
   await liveness;
   return report;
 }
