@@ -11,6 +11,7 @@ import { Pool } from 'undici';
 import { writeTinyPipeline } from '../../src/demo/tiny-image-pipeline.js';
 import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
 import { runFuzz } from '../support/fuzz.js';
+import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { startBenchApp } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';
 
@@ -75,11 +76,23 @@ async function livenessThroughput(): Promise<string> {
   );
 }
 
-async function livenessDuringImages(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'mp-hardening-bench-'));
-  const path = writeTinyPipeline(join(dir, 'lcm'), { scheduler: 'lcm' });
+interface LivenessRun {
+  seconds: number;
+  pings: number[];
+  thread: string;
+}
+
+/** /health/live pinged every 10 ms while two 1024² images generate; `threads` null: the backend default. */
+async function pingDuringImages(path: string, threads: number | null): Promise<LivenessRun> {
   const app = await startBenchApp({
-    backends: [{ name: 'img', type: 'onnx-image', models: [{ id: 'img', path, preload: true }] }],
+    backends: [
+      {
+        name: 'img',
+        type: 'onnx-image',
+        ...(threads === null ? {} : { threads }),
+        models: [{ id: 'img', path, preload: true }],
+      },
+    ],
   });
   const pings: number[] = [];
   let done = false;
@@ -105,26 +118,55 @@ async function livenessDuringImages(): Promise<string> {
     const seconds = (performance.now() - started) / 1000;
     done = true;
     await pinger;
-    const sorted = [...pings].sort((a, b) => a - b);
-    return (
-      `### /health/live while two 1024² images generate (tiny LCM, 2 steps each)\n\n` +
-      table(
-        ['images wall s', 'pings', 'p50 ms', 'p99 ms', 'max ms'],
-        [
-          [
-            fixed(seconds, 2),
-            pings.length,
-            fixed(percentile(sorted, 50), 1),
-            fixed(percentile(sorted, 99), 1),
-            fixed(sorted.at(-1) ?? NaN, 1),
-          ],
-        ],
-      )
-    );
+    // Where the pipeline really ran: the built bench has the worker file, so this must say 'worker'.
+    const loaded = (await (await fetch(`${app.url}/api/models/loaded`)).json()) as {
+      loaded: { name: string; details: { thread?: string } }[];
+    };
+    const thread = loaded.loaded.find((m) => m.name === 'img')?.details.thread ?? 'unknown';
+    return { seconds, pings: pings.sort((a, b) => a - b), thread };
   } finally {
     done = true;
     await app.close();
   }
+}
+
+/**
+ * The default (cores − 1 intra-op threads, no spinning) against every core (what `threads: <cores>` asks
+ * for, the old default), interleaved so both see the same machine.
+ */
+export async function livenessDuringImages(rounds = 3): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-hardening-bench-'));
+  const path = writeTinyPipeline(join(dir, 'lcm'), { scheduler: 'lcm' });
+  const cores = availableCores();
+  const configs: [string, number | null][] = [
+    [`threads: ${cores} (every core)`, cores],
+    [`default (${Math.max(1, cores - 1)} of ${cores} cores)`, null],
+  ];
+  const rows: (string | number)[][] = [];
+  const p99s = new Map<string, number[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const [label, threads] of r % 2 === 0 ? configs : [...configs].reverse()) {
+      const run = await pingDuringImages(path, threads);
+      const p99 = percentile(run.pings, 99);
+      p99s.set(label, [...(p99s.get(label) ?? []), p99]);
+      rows.push([
+        r + 1,
+        label,
+        run.thread,
+        fixed(run.seconds, 2),
+        run.pings.length,
+        fixed(percentile(run.pings, 50), 1),
+        fixed(p99, 1),
+        fixed(run.pings.at(-1) ?? NaN, 1),
+      ]);
+    }
+  }
+  const medians = configs.map(([label]) => `${label}: ${fixed(median(p99s.get(label) ?? []), 1)} ms`).join('; ');
+  return (
+    `### /health/live while two 1024² images generate (tiny LCM, 2 steps each, ${cores} cores, intra-op spinning off)\n\n` +
+    table(['round', 'image backend', 'runs on', 'images wall s', 'pings', 'p50 ms', 'p99 ms', 'max ms'], rows) +
+    `\n\nMedian p99 — ${medians} (goal ≤ 50 ms).`
+  );
 }
 
 async function largeFuzz(): Promise<string> {

@@ -1,6 +1,5 @@
 import { Logger } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -20,6 +19,7 @@ import {
   type ObservedModel,
   type UnloadResult,
 } from '../model-provider.js';
+import { availableCores } from '../llama-cpp/llama-runtime.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
@@ -70,8 +70,9 @@ export class OnnxImageProvider implements ModelProvider {
   ) {
     this.backendName = backend.name;
     this.logger = new Logger(`OnnxImageProvider:${backend.name}`);
-    // docs/runtimes.md (ONNX "Threads"): more threads than cores makes ORT slower, so the default is the cores we really have.
-    this.threads = backend.threads ?? availableParallelism();
+    // docs/runtimes.md (ONNX "Threads"): one core is left to the event loop, or /health/live waits behind the
+    // intra-op pool while an image generates; more threads than cores only makes ORT slower.
+    this.threads = backend.threads ?? Math.max(1, availableCores() - 1);
     this.maxQueued = appConfig.limits.imageQueue;
     this.maxWork = appConfig.limits.imageMaxWork;
     for (const model of backend.models) {
@@ -103,7 +104,7 @@ export class OnnxImageProvider implements ModelProvider {
       throw new Error(`onnxruntime-node cannot create a session: ${errorText(err)}`);
     }
     await releaseSession(session);
-    this.logger.log(`onnxruntime-node ready (cpu, ${this.threads} intra-op threads)`);
+    this.logger.log(`onnxruntime-node ready (cpu, ${this.threads} intra-op threads, no spinning)`);
   }
 
   descriptors(): ModelDescriptor[] {
@@ -257,6 +258,9 @@ export class OnnxImageProvider implements ModelProvider {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // ORT's pool threads otherwise spin between ops and keep every core busy for the whole generation, so
+      // the event loop (and /health/live) waits for CPU. Flattened by the binding to session.*.allow_spinning.
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     };
   }
 
