@@ -2,12 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  TINY_CHAT,
-  TINY_EMBED,
-  writeTinyLlamaGguf,
-  type TinyLlamaOptions,
-} from '../../src/demo/tiny-llama.js';
+import { TINY_CHAT, TINY_EMBED, writeTinyLlamaGguf, type TinyLlamaOptions } from '../../src/demo/tiny-llama.js';
 import { TEST_MODELS_DIR } from './test-paths.js';
 
 export const TINY_CHAT_GGUF = join(TEST_MODELS_DIR, 'tiny-chat.gguf');

@@ -23,8 +23,9 @@ describe('PNG encoder', () => {
     const png = encodePng(new Uint8Array(2 * 2 * 3).fill(200), 2, 2);
     expect(readPng(png).width).toBe(2);
     const corrupt = Buffer.from(png);
-    // The IHDR CRC: signature (8) + length (4) + type (4) + 13 data bytes.
-    corrupt[8 + 4 + 4 + 13] ^= 0x01;
+    // The IHDR CRC's first byte: after signature (8), length (4), type (4) and 13 data bytes.
+    const ihdrCrc = 8 + 4 + 4 + 13;
+    corrupt.writeUInt8(corrupt.readUInt8(ihdrCrc) ^ 0x01, ihdrCrc);
     expect(() => readPng(corrupt)).toThrow('bad CRC in IHDR');
   });
 
