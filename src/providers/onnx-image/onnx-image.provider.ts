@@ -21,6 +21,7 @@ import {
 } from '../model-provider.js';
 import { availableCores } from '../llama-cpp/llama-runtime.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
+import { checkImageMemory, readImageMemoryShape, type ImageMemoryShape } from './image-memory.js';
 import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
 import { pipelineFileBytes } from './pipeline-files.js';
@@ -45,6 +46,8 @@ interface ModelSlot {
   sizeBytes: number | null;
   /** Runs (and unloads) one at a time: ORT sessions of one model share the intra-op thread pool. */
   queue: SerialQueue;
+  /** Read from the export's config files on the first request (image-memory.ts). */
+  memoryShape: ImageMemoryShape | null;
 }
 
 /**
@@ -62,6 +65,7 @@ export class OnnxImageProvider implements ModelProvider {
   private readonly threads: number;
   private readonly maxQueued: number;
   private readonly maxWork: number;
+  private readonly memoryBudgetBytes: number;
   private ortPromise: Promise<Ort> | null = null;
 
   constructor(
@@ -75,6 +79,7 @@ export class OnnxImageProvider implements ModelProvider {
     this.threads = backend.threads ?? Math.max(1, availableCores() - 1);
     this.maxQueued = appConfig.limits.imageQueue;
     this.maxWork = appConfig.limits.imageMaxWork;
+    this.memoryBudgetBytes = appConfig.eviction.memoryBudgetMb * 1024 * 1024;
     for (const model of backend.models) {
       this.slots.set(model.id, {
         config: model,
@@ -84,6 +89,7 @@ export class OnnxImageProvider implements ModelProvider {
         loadedAtEpochMs: null,
         sizeBytes: null,
         queue: new SerialQueue(),
+        memoryShape: null,
       });
     }
   }
@@ -195,7 +201,10 @@ export class OnnxImageProvider implements ModelProvider {
     const slot = this.slot(modelId);
     // Bad requests are refused before anything is loaded.
     const parsed = parseImageRequest(req);
-    if (parsed.size) checkImageWork({ ...parsed.size, steps: parsed.steps, n: parsed.n }, this.maxWork);
+    if (parsed.size) {
+      checkImageWork({ ...parsed.size, steps: parsed.steps, n: parsed.n }, this.maxWork);
+      this.checkMemory(slot, { ...parsed.size, n: parsed.n }, null);
+    }
     // Like chat: past the queue bound, refuse at once instead of holding the connection for minutes.
     // queue.size counts the running request too: this one would wait behind all of them.
     if (slot.queue.size > this.maxQueued) throw new ModelOverloadedError(modelId, slot.queue.size - 1);
@@ -213,6 +222,7 @@ export class OnnxImageProvider implements ModelProvider {
       }
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
       checkImageWork(params, this.maxWork);
+      this.checkMemory(slot, params, pipeline.info.vaeScaleFactor);
       try {
         return await pipeline.generate(params, signal, timings);
       } catch (err) {
@@ -237,6 +247,22 @@ export class OnnxImageProvider implements ModelProvider {
       },
       timings,
     };
+  }
+
+  /** Refuses a request that would not fit the memory budget next to this model (before it loads or runs). */
+  private checkMemory(
+    slot: ModelSlot,
+    req: { width: number; height: number; n: number },
+    vaeScaleFactor: number | null,
+  ): void {
+    if (this.memoryBudgetBytes <= 0 || !slot.path) return;
+    slot.memoryShape ??= readImageMemoryShape(slot.path);
+    checkImageMemory(req, {
+      shape: slot.memoryShape,
+      modelBytes: slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0,
+      budgetBytes: this.memoryBudgetBytes,
+      vaeScaleFactor: vaeScaleFactor ?? undefined,
+    });
   }
 
   private slot(modelId: string): ModelSlot {
