@@ -147,7 +147,7 @@ export class ProbeService implements OnApplicationBootstrap, OnApplicationShutdo
     const { provider, backend } = watch;
     const startedMs = this.clock.nowMs();
     const probedAt = new Date(this.clock.epochMs()).toISOString();
-    const observation = await boundedObserve(provider, backend.probeTimeoutMs);
+    const observation = await boundedObserve(provider, backend.probeTimeoutMs, this.clock);
     const probeMs = Math.round(this.clock.nowMs() - startedMs);
     // The backend was removed (a peer left DNS) while this probe ran: nothing to write.
     if (this.watches.get(backend.name) !== watch) return;
@@ -209,10 +209,11 @@ function intervalName(backend: string): string {
 }
 
 /**
- * One observation, never longer than `timeoutMs` whatever the provider does: the signal asks it to stop,
- * the race guarantees the answer even if it does not listen.
+ * One observation, never longer than `timeoutMs` of the clock whatever the provider does: the signal asks it to
+ * stop, the race guarantees the answer even if it does not listen. On the injected Clock, so a test decides when
+ * a hung backend's probe times out and a busy machine never turns a slow answer into a timeout.
  */
-async function boundedObserve(provider: ModelProvider, timeoutMs: number): Promise<Observation> {
+async function boundedObserve(provider: ModelProvider, timeoutMs: number, clock: Clock): Promise<Observation> {
   const controller = new AbortController();
   const timedOut = (): Observation => ({
     reachable: false,
@@ -220,13 +221,15 @@ async function boundedObserve(provider: ModelProvider, timeoutMs: number): Promi
     models: [],
     serverState: 'error',
   });
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<Observation>((resolve) => {
-    timer = setTimeout(() => {
+  // Aborted once the race is decided, so an answered probe leaves no deadline pending on the clock.
+  const decided = new AbortController();
+  const deadline = clock.delay(timeoutMs, decided.signal).then(
+    (): Observation => {
       controller.abort(new Error(`probe timed out after ${timeoutMs} ms`));
-      resolve(timedOut());
-    }, timeoutMs);
-  });
+      return timedOut();
+    },
+    () => new Promise<Observation>(() => undefined),
+  );
   const observed = Promise.resolve()
     .then(() => provider.observe(controller.signal))
     .catch((err: unknown): Observation => ({
@@ -240,6 +243,6 @@ async function boundedObserve(provider: ModelProvider, timeoutMs: number): Promi
     // A provider that honoured the abort reports it in its own words; the cause was our timeout.
     return controller.signal.aborted && !observation.reachable ? timedOut() : observation;
   } finally {
-    clearTimeout(timer);
+    decided.abort();
   }
 }

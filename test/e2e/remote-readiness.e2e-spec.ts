@@ -7,6 +7,7 @@
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { getJson, observeNow, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { waitFor } from '../support/wait-for.js';
 import { type FakeLlamaServer, startFakeLlamaServer } from '../support/fakes/index.js';
 
 /** A JSON body as the harness returns it (untyped on purpose: assertions say what it holds). */
@@ -56,10 +57,18 @@ describe('remote readiness follows probes: failure threshold, refusal, recovery'
   let running: RunningApp;
 
   const health = async (): Promise<Json> => (await getJson(`${running.url}/health`)).body;
-  /** One poll = one observation, a second later. */
-  const poll = async (): Promise<Json> => {
+  /**
+   * One poll = one observation, a second later. The probe deadline is on the clock: for a hung backend the poll
+   * moves it past probe_timeout_ms once the probe waits on it, so no machine is too slow for the healthy case.
+   */
+  const poll = async (hung = false): Promise<Json> => {
     clock.advance(1000);
-    await observeNow(running);
+    const observing = observeNow(running);
+    if (hung) {
+      await waitFor(() => clock.pendingDelays > 0, 'the probe to wait on its deadline');
+      clock.advance(PROBE_TIMEOUT_MS);
+    }
+    await observing;
     const res = await getJson(`${running.url}/api/models/loaded`);
     expect(res.status).toBe(200);
     return res.body.backends.find((b: { name: string }) => b.name === 'llama');
@@ -101,11 +110,11 @@ describe('remote readiness follows probes: failure threshold, refusal, recovery'
 
     llama.setHang(true);
     for (let i = 1; i <= 2; i++) {
-      expect(await poll()).toMatchObject({ reachable: false, readiness: 'ready' });
+      expect(await poll(true)).toMatchObject({ reachable: false, readiness: 'ready' });
       // One lost probe is not an outage.
       expect((await health()).backends.llama.readiness).toBe('ready');
     }
-    expect(await poll()).toMatchObject({
+    expect(await poll(true)).toMatchObject({
       reachable: false,
       readiness: 'unavailable',
       reason: `probe timed out after ${PROBE_TIMEOUT_MS} ms`,

@@ -17,6 +17,7 @@ import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
 import { startHungServer } from '../support/fakes/pathological.js';
 import { startFakeRknnSd } from '../support/fakes/rknn-sd.fake.js';
 import { buildModelCore, type ModelCore } from '../support/model-core.js';
+import { waitFor } from '../support/wait-for.js';
 
 /** A provider whose observe() never settles and ignores its signal: the worst case the hard race exists for. */
 function deafProvider(name: string): ModelProvider {
@@ -92,7 +93,15 @@ describe('ProbeService (the observer)', () => {
       ],
       [(b, k) => new RknnSdProvider(b, k), () => deafProvider('deaf')],
     );
-    await c.observer.refresh();
+    const refreshed = c.observer.refresh();
+    // Both probes are waiting on their deadline; 99 ms of the clock is not yet the timeout, 100 ms is.
+    expect(clock.pendingDelays).toBe(2);
+    clock.advance(99);
+    await new Promise((r) => setImmediate(r));
+    expect(c.store.latestObservation('deaf')).toBeUndefined();
+    clock.advance(1);
+    await refreshed;
+    expect(clock.pendingDelays).toBe(0);
     for (const name of ['hung', 'deaf']) {
       expect(c.store.latestObservation(name)?.observation).toMatchObject({
         reachable: false,
@@ -111,7 +120,18 @@ describe('ProbeService (the observer)', () => {
     );
     const first = c.observer.probeNow('hung');
     const asked = Array.from({ length: 10 }, () => c.observer.probeNow('hung'));
-    await Promise.all([first, ...asked]);
+    let answered = false;
+    void Promise.all([first, ...asked]).then(() => (answered = true));
+    // Each probe times out when its deadline passes on the clock, once it has reached the server: the first,
+    // then the one follow-up.
+    let timedOut = 0;
+    const timeOutProbesThatArrived = (): void => {
+      if (hung.hits() > timedOut && clock.pendingDelays > 0) {
+        timedOut += 1;
+        clock.advance(100);
+      }
+    };
+    await waitFor(() => answered, 'every caller answered', { between: timeOutProbesThatArrived });
     await c.observer.whenIdle();
     expect(hung.hits()).toBe(2);
   });

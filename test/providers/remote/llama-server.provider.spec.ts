@@ -3,6 +3,7 @@ import { UnloadUnsupportedError } from '../../../src/common/errors.js';
 import type { ChatCompletionChunk } from '../../../src/providers/openai-types.js';
 import { LlamaServerProvider } from '../../../src/providers/remote/llama-server.provider.js';
 import { type FakeLlamaServer, startFakeLlamaServer } from '../../support/fakes/llama-server.fake.js';
+import { waitFor } from '../../support/wait-for.js';
 import { probeSignal, remoteBackend } from './backend.js';
 
 const chat = { model: 'm', messages: [{ role: 'user' as const, content: 'hi' }] };
@@ -82,7 +83,8 @@ describe('LlamaServerProvider, single-model mode', () => {
         }
       })(),
     ).rejects.toMatchObject({ name: 'AbortError' });
-    await new Promise((r) => setTimeout(r, 100));
+    // The fake sees the closed connection a moment after our abort: wait for that event.
+    await waitFor(() => fake.wire.streamsAbandoned > 0, 'the upstream stream to be abandoned');
     expect(fake.wire.streamsAbandoned).toBe(1);
     expect(seen.length).toBeLessThan(10);
   });
