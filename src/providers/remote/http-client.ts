@@ -55,7 +55,7 @@ interface Deadline {
 
 function deadline(timeoutMs: number, client?: AbortSignal): Deadline {
   // Real time on purpose, like AbortSignal.timeout: it bounds a real upstream's socket, whose progress no test
-  // clock moves, and it must be clearable mid-request (a stream's headers stop it), which a Clock delay is not.
+  // clock moves; a FakeClock here would turn every hung-upstream test into one that must advance time by hand.
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DeadlineExceeded('deadline')), timeoutMs);
   timer.unref?.();
