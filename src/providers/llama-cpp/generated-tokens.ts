@@ -7,28 +7,33 @@
  * held-back tail appended.
  */
 import type { LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import type { DecodeGate } from './decode-gate.js';
 
 /** What `TextDecoder` makes of an incomplete UTF-8 sequence at the end of the tokens. */
 const REPLACEMENT_CHAR = '\uFFFD';
 
 /**
- * Makes `sequence` append every token its evaluation yields to the returned list. The caller
- * empties the list before each generation; evaluations without generation yield nothing.
+ * Makes `sequence` append every token its evaluation yields to the returned list, and wait at
+ * `gate` before each decode it asks for. The caller empties the list before each generation;
+ * evaluations without generation yield nothing.
  */
-export function recordGeneratedTokens(sequence: LlamaContextSequence): Token[] {
+export function recordGeneratedTokens(sequence: LlamaContextSequence, gate: DecodeGate): Token[] {
   const generated: Token[] = [];
   const evaluate = sequence.evaluate.bind(sequence);
-  sequence.evaluate = (tokens, options) => recording(evaluate(tokens, options), generated);
+  sequence.evaluate = (tokens, options) => recording(evaluate(tokens, options), generated, gate);
   return generated;
 }
 
 async function* recording(
   inner: AsyncGenerator<Token, void, void | Token | Token[]>,
   sink: Token[],
+  gate: DecodeGate,
 ): AsyncGenerator<Token, void, void | Token | Token[]> {
   let input: void | Token | Token[] = undefined;
   try {
     for (;;) {
+      const held = gate.passage();
+      if (held) await held;
       const next = await inner.next(input);
       if (next.done) return;
       sink.push(next.value);

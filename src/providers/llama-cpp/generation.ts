@@ -110,6 +110,7 @@ export async function generate(
   const options = generationOptions(modelId, req, prompt.promptTokens, h.contextSize, extras);
   const meterBefore = seq.sequence.tokenMeter.getState();
   seq.generated.length = 0;
+  await h.pool.align(seq, prompt.evaluated);
   const res = await seq.completion.generateCompletionWithMeta(prompt.tokens, {
     ...options,
     customStopTriggers: [...prompt.stopTriggers, ...stopStrings(req.stop)],

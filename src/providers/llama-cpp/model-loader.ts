@@ -12,6 +12,7 @@ import type { ModelConfig } from '../../config/app-config.js';
 import { checkGgufMetadata } from './gguf-check.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { DEFAULT_CONTEXT_SIZE } from './sampling.js';
+import { DecodeGate } from './decode-gate.js';
 import { recordGeneratedTokens } from './generated-tokens.js';
 import { type PooledSequence, SequencePool } from './sequence-pool.js';
 
@@ -87,13 +88,14 @@ export async function loadHandle(
       });
       embeddingBytes = est.cpuRam + est.gpuVram;
     }
+    const gate = new DecodeGate();
     const members: PooledSequence[] = [];
     for (let i = 0; i < config.parallel; i++) {
       const sequence = context.getSequence();
       members.push({
         sequence,
         completion: new lib.LlamaCompletion({ contextSequence: sequence }),
-        generated: recordGeneratedTokens(sequence),
+        generated: recordGeneratedTokens(sequence, gate),
         busy: false,
         lastUsed: 0,
         promptLength: 0,
@@ -103,7 +105,7 @@ export async function loadHandle(
       model,
       modelPath: path,
       context,
-      pool: new SequencePool(members),
+      pool: new SequencePool(members, gate),
       embedding,
       embeddingBytes,
       chatWrapper: lib.resolveChatWrapper(model),

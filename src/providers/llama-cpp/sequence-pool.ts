@@ -7,6 +7,7 @@
  * caches of recent conversations alive longest.
  */
 import type { LlamaCompletion, LlamaContextSequence, Token } from 'node-llama-cpp';
+import type { DecodeGate } from './decode-gate.js';
 
 export interface PooledSequence {
   readonly sequence: LlamaContextSequence;
@@ -23,7 +24,10 @@ export class SequencePool {
   private tick = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  constructor(readonly members: readonly PooledSequence[]) {}
+  constructor(
+    readonly members: readonly PooledSequence[],
+    private readonly gate: DecodeGate,
+  ) {}
 
   get busyCount(): number {
     return this.members.filter((m) => m.busy).length;
@@ -58,6 +62,20 @@ export class SequencePool {
     chosen.lastUsed = ++this.tick;
     chosen.promptLength = prompt.length;
     return { member: chosen, reusedTokens: sharedPrefix(chosen.sequence.contextTokens, prompt) };
+  }
+
+  /**
+   * Trims what `member` holds beyond the prefix it shares with `prompt` (BOS included), as
+   * LlamaCompletion would before evaluating it, but with the other sequences held at the decode
+   * gate so the trim is not starved by their generations (decode-gate.ts).
+   */
+  async align(member: PooledSequence, prompt: readonly Token[]): Promise<void> {
+    const { sequence } = member;
+    // LlamaCompletion keeps the prompt's last token out of the state it adapts, to decode it for logits.
+    const start = sequence.compareContextTokens(prompt.slice(0, -1)).firstDifferentIndex;
+    const end = sequence.nextTokenIndex;
+    if (start >= end) return;
+    await this.gate.hold(() => sequence.eraseContextTokenRanges([{ start, end }]));
   }
 
   /**

@@ -74,6 +74,7 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
             { id: 'p1', path: TINY_CHAT_GGUF, parallel: 1 },
             { id: 'p3', path: TINY_CHAT_GGUF, parallel: 3 },
             { id: 'turns', path: TINY_CHAT_GGUF, parallel: 2 },
+            { id: 'late', path: TINY_CHAT_GGUF, parallel: 4 },
             { id: 'long', path: TINY_CHAT_GGUF, parallel: 1, context_size: 8192 },
           ],
         },
@@ -83,7 +84,7 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
     provider = new LlamaCppProvider(config.backends[0]!, runtime, config);
     await provider.init();
     // The lifecycle loads a model before any request reaches the provider; here the test does.
-    await Promise.all(['p4', 'p2', 'p1', 'p3', 'turns', 'long'].map((id) => provider.load(id)));
+    await Promise.all(['p4', 'p2', 'p1', 'p3', 'turns', 'late', 'long'].map((id) => provider.load(id)));
   });
 
   afterAll(async () => {
@@ -154,6 +155,29 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
     const kept = await b.done;
     expect(kept.error).toBeNull();
     expect(kept.text).toBe(otherAlone);
+  });
+
+  it('starts a request on a reused sequence while others generate, instead of after them', async () => {
+    // Every sequence holds an earlier conversation, so the late request must trim its sequence's
+    // cache first; that once waited until every other generation had ended.
+    const warm = ['one', 'two', 'three', 'four'].map((c) => chat(`warm ${c}`, { max_tokens: 4 }));
+    await Promise.all(warm.map((r) => provider.chatCompletion('late', r, never())));
+    const long = [1, 2, 3].map((i) =>
+      consume(provider.chatCompletionStream('late', chat(`long answer ${i}`, { max_tokens: 400 }), never())),
+    );
+    await Promise.all(long.map((s) => s.started));
+    let ended = 0;
+    for (const s of long) void s.done.then(() => ended++);
+
+    const late = consume(provider.chatCompletionStream('late', chat('a new conversation', { max_tokens: 4 }), never()));
+    await late.started;
+    expect(ended).toBe(0);
+    expect(await late.done).toMatchObject({ error: null, finish: 'length' });
+    for (const s of long) {
+      const end = await s.done;
+      expect(end).toMatchObject({ error: null, finish: 'length' });
+      expect(end.text).toHaveLength(400);
+    }
   });
 
   it('drops a waiter that leaves the queue, and the ones behind it still run', async () => {
