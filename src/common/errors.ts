@@ -260,14 +260,20 @@ export class ModelBusyError extends AppError {
   }
 }
 
-/** A model's queue is full: retry shortly (the same answer for chat and images). */
+/**
+ * A model's queue is full, or a request waited its longest allowed time for a turn (`waitedS`):
+ * retry shortly (the same answer for chat and images).
+ */
 export class ModelOverloadedError extends AppError {
-  constructor(model: string, queued: number, retryAfterS = 1) {
+  constructor(model: string, queued: number, retryAfterS = 1, waitedS?: number) {
     super({
       status: 503,
       code: 'model_overloaded',
-      message: `Model '${model}' has ${queued} requests waiting; try again shortly`,
-      details: { model, queued },
+      message:
+        waitedS === undefined
+          ? `Model '${model}' has ${queued} requests waiting; try again shortly`
+          : `Model '${model}' gave this request no turn within ${waitedS} s (max_queue_wait_s); try again shortly`,
+      details: waitedS === undefined ? { model, queued } : { model, queued, waited_s: waitedS },
       type: 'unavailable_error',
       headers: RETRY_SOON(retryAfterS),
     });

@@ -20,6 +20,8 @@ export interface ModelConfig {
   embeddings: boolean;
   /** llama-cpp: sequences decoded together in one context (each holds context_size tokens); more requests queue. */
   parallel: number;
+  /** llama-cpp: longest wait for a turn before a request is refused with 503 model_overloaded. */
+  maxQueueWaitS: number;
 }
 
 export interface BackendConfig {

@@ -21,6 +21,11 @@ export const BACKEND_DEFAULTS = {
 export const MODEL_DEFAULTS = {
   /** Like Ollama's OLLAMA_NUM_PARALLEL default: a few users share a model without waiting on each other. */
   parallel: 4,
+  /**
+   * Like Triton's queue policy timeout: a client behind a long queue hears "retry later" within
+   * two minutes instead of holding a connection for as long as the queue takes.
+   */
+  maxQueueWaitS: 120,
 } as const;
 
 export function modelConfig(id: string, path: string | null, overrides: Partial<ModelConfig> = {}): ModelConfig {
@@ -35,6 +40,7 @@ export function modelConfig(id: string, path: string | null, overrides: Partial<
     contextSize: null,
     embeddings: false,
     parallel: MODEL_DEFAULTS.parallel,
+    maxQueueWaitS: MODEL_DEFAULTS.maxQueueWaitS,
     ...overrides,
   };
 }
@@ -93,5 +99,11 @@ export const CONFIG_DEFAULTS = {
     max_body_bytes: BACKEND_DEFAULTS.maxBodyBytes,
   },
   /** Each entry of a backend's `models:`. */
-  model: { preload: false, pin: false, embeddings: false, parallel: MODEL_DEFAULTS.parallel },
+  model: {
+    preload: false,
+    pin: false,
+    embeddings: false,
+    parallel: MODEL_DEFAULTS.parallel,
+    max_queue_wait_s: MODEL_DEFAULTS.maxQueueWaitS,
+  },
 } as const;

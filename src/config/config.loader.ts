@@ -291,6 +291,7 @@ function toModel(m: ModelSchema | Raw): ModelConfig {
     contextSize: typeof r.context_size === 'number' ? r.context_size : null,
     embeddings: bool(r.embeddings, M.embeddings),
     parallel: num(r.parallel, M.parallel),
+    maxQueueWaitS: num(r.max_queue_wait_s, M.max_queue_wait_s),
   };
 }
 

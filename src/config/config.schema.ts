@@ -83,6 +83,7 @@ export class ModelSchema {
   @IsOptional() @IsInt() @Min(16) context_size?: number;
   @IsOptional() @IsBoolean() embeddings?: boolean;
   @IsOptional() @IsInt() @Min(1) @Max(64) parallel?: number;
+  @IsOptional() @IsNumber() @Min(0.001) @Max(TIMER_MAX_S) max_queue_wait_s?: number;
 }
 
 export class BackendSchema {

@@ -28,7 +28,7 @@ export class ProviderFactory {
       return this.llamaRuntime;
     };
     this.builders = {
-      'llama-cpp': (b) => new LlamaCppProvider(b, llama(), config),
+      'llama-cpp': (b) => new LlamaCppProvider(b, llama(), config, clock),
       'onnx-image': (b) => new OnnxImageProvider(b, config),
       'llama-server': (b) => new LlamaServerProvider(b, clock),
       ollama: (b) => new OllamaProvider(b, clock),

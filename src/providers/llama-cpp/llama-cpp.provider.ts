@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { type Clock, SystemClock } from '../../common/clock.js';
 import { statSync } from 'node:fs';
 import { ContextLengthExceededError, EmbeddingsNotSupportedError, InferenceFailedError } from '../../common/errors.js';
 import type { AppConfig, BackendConfig } from '../../config/app-config.js';
@@ -68,11 +69,12 @@ export class LlamaCppProvider implements ModelProvider {
     backend: BackendConfig,
     private readonly runtime: LlamaRuntime,
     appConfig: AppConfig,
+    clock: Clock = new SystemClock(),
   ) {
     this.backendName = backend.name;
     this.logger = new Logger(`LlamaCppProvider:${backend.name}`);
     const threads = backend.threads ?? runtime.threads;
-    this.slots = new ModelSlots(backend.models, appConfig.baseDir, runtime, threads, this.logger);
+    this.slots = new ModelSlots(backend.models, appConfig.baseDir, runtime, threads, this.logger, clock);
   }
 
   async init(): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
+import type { Clock } from '../../common/clock.js';
 import { AppError, InferenceFailedError, ModelNotFoundError, ModelOverloadedError } from '../../common/errors.js';
 import type { ModelConfig } from '../../config/app-config.js';
 import type { UnloadResult } from '../model-provider.js';
@@ -12,7 +13,7 @@ import type { SamplingParams } from '../openai-types.js';
 import { Channel, generate, type GenerationEvent, type GenerationResult, type PreparedPrompt } from './generation.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { errorText, estimateBytes, handleMemory, type LlamaHandle, loadHandle, releaseHandle } from './model-loader.js';
-import { abortError, QueueFullError, RequestQueue } from './request-queue.js';
+import { abortError, QueueFullError, QueueWaitExceededError, RequestQueue } from './request-queue.js';
 import { type GenerationExtras, generationOptions } from './sampling.js';
 import type { PooledSequence } from './sequence-pool.js';
 
@@ -57,6 +58,7 @@ export class ModelSlots {
     private readonly runtime: LlamaRuntime,
     readonly threads: number,
     private readonly logger: Logger,
+    clock: Clock,
   ) {
     for (const model of models) {
       this.slots.set(model.id, {
@@ -67,7 +69,10 @@ export class ModelSlots {
         unloading: null,
         estimateBytes: null,
         estimating: null,
-        queue: new RequestQueue(MAX_QUEUED_REQUESTS, model.parallel),
+        queue: new RequestQueue(MAX_QUEUED_REQUESTS, model.parallel, {
+          maxMs: model.maxQueueWaitS * 1000,
+          delay: (ms, signal) => clock.delay(ms, signal),
+        }),
       });
     }
   }
@@ -203,6 +208,9 @@ export class ModelSlots {
     if (err instanceof AppError) return err;
     if (err instanceof QueueFullError) {
       return new ModelOverloadedError(id, err.capacity);
+    }
+    if (err instanceof QueueWaitExceededError) {
+      return new ModelOverloadedError(id, this.slot(id).queue.queued, 1, err.waitedMs / 1000);
     }
     if (signal.aborted) return new InferenceFailedError(id, 'the request was aborted');
     return new InferenceFailedError(id, errorText(err));

@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { InferenceFailedError } from '../../../src/common/errors.js';
+import { InferenceFailedError, ModelOverloadedError } from '../../../src/common/errors.js';
 import { LlamaCppProvider } from '../../../src/providers/llama-cpp/llama-cpp.provider.js';
 import { LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
 import type { ChatCompletionChunk, ChatCompletionRequest, ChatMessage } from '../../../src/providers/openai-types.js';
 import { configFrom } from '../../support/config.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import { ensureLlmTestModels, TINY_CHAT_GGUF } from '../../support/llm-test-models.js';
 
 const never = () => new AbortController().signal;
@@ -58,6 +59,7 @@ async function until(check: () => boolean): Promise<void> {
 describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny generated model)', () => {
   let runtime: LlamaRuntime;
   let provider: LlamaCppProvider;
+  const clock = new FakeClock();
 
   beforeAll(async () => {
     Logger.overrideLogger(['error']);
@@ -75,16 +77,17 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
             { id: 'p3', path: TINY_CHAT_GGUF, parallel: 3 },
             { id: 'turns', path: TINY_CHAT_GGUF, parallel: 2 },
             { id: 'late', path: TINY_CHAT_GGUF, parallel: 4 },
+            { id: 'bounded', path: TINY_CHAT_GGUF, parallel: 1, max_queue_wait_s: 5 },
             { id: 'long', path: TINY_CHAT_GGUF, parallel: 1, context_size: 8192 },
           ],
         },
       ],
     });
     runtime = new LlamaRuntime({ gpu: false, threads: 1 });
-    provider = new LlamaCppProvider(config.backends[0]!, runtime, config);
+    provider = new LlamaCppProvider(config.backends[0]!, runtime, config, clock);
     await provider.init();
     // The lifecycle loads a model before any request reaches the provider; here the test does.
-    await Promise.all(['p4', 'p2', 'p1', 'p3', 'turns', 'late', 'long'].map((id) => provider.load(id)));
+    await Promise.all(['p4', 'p2', 'p1', 'p3', 'turns', 'late', 'bounded', 'long'].map((id) => provider.load(id)));
   });
 
   afterAll(async () => {
@@ -178,6 +181,24 @@ describe('LlamaCppProvider with parallel sequences (real node-llama-cpp, tiny ge
       expect(end).toMatchObject({ error: null, finish: 'length' });
       expect(end.text).toHaveLength(400);
     }
+  });
+
+  it('answers 503 model_overloaded with Retry-After to a request that waited max_queue_wait_s for a turn', async () => {
+    const first = consume(provider.chatCompletionStream('bounded', chat('hold it', { max_tokens: 60 }), never()));
+    await first.started;
+    const waiting = provider
+      .chatCompletion('bounded', chat('wait', { max_tokens: 4 }), never())
+      .catch((e: unknown) => e);
+    await until(() => provider.queueStats('bounded').queued === 1);
+    clock.advance(4999);
+    expect(provider.queueStats('bounded').queued).toBe(1);
+    clock.advance(1);
+    const err = await waiting;
+    expect(err).toBeInstanceOf(ModelOverloadedError);
+    expect(err).toMatchObject({ status: 503, code: 'model_overloaded', details: { model: 'bounded', waited_s: 5 } });
+    expect((err as ModelOverloadedError).headers).toMatchObject({ 'retry-after': expect.any(String) });
+    expect(provider.queueStats('bounded').queued).toBe(0);
+    expect((await first.done).error).toBeNull();
   });
 
   it('drops a waiter that leaves the queue, and the ones behind it still run', async () => {

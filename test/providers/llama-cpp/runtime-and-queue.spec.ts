@@ -1,6 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { availableCores, defaultLlamaThreads, LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
-import { QueueFullError, RequestQueue } from '../../../src/providers/llama-cpp/request-queue.js';
+import {
+  QueueFullError,
+  QueueWaitExceededError,
+  RequestQueue,
+} from '../../../src/providers/llama-cpp/request-queue.js';
+import { FakeClock } from '../../support/fake-clock.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -90,6 +95,29 @@ describe('RequestQueue', () => {
     gate.resolve();
     await running;
     expect(ran).toBe(false);
+  });
+
+  it('sends away a waiter that got no turn within the wait bound, and leaves no timer behind for one that did', async () => {
+    const clock = new FakeClock();
+    const queue = new RequestQueue(10, 1, { maxMs: 5000, delay: (ms, signal) => clock.delay(ms, signal) });
+    const gate = deferred();
+    const running = queue.run(undefined, () => gate.promise);
+    let ran = false;
+    const gaveUp = queue.run(undefined, async () => {
+      ran = true;
+    });
+    clock.advance(2000);
+    const served = queue.run(undefined, async () => 'served');
+    clock.advance(2999);
+    expect(queue.queued).toBe(2);
+    clock.advance(1);
+    await expect(gaveUp).rejects.toBeInstanceOf(QueueWaitExceededError);
+    expect(ran).toBe(false);
+    expect(queue.queued).toBe(1);
+    gate.resolve();
+    await running;
+    await expect(served).resolves.toBe('served');
+    expect(clock.pendingDelays).toBe(0);
   });
 
   it('refuses at once when the waiting line is full', async () => {
