@@ -1,10 +1,12 @@
 /**
- * Per-request memory check for image generation: refuses, before anything runs or loads, a request whose
- * estimated peak memory plus the model's own size exceeds the in-process budget (eviction.memory_budget_mb).
+ * Per-request memory check for image generation: refuses, before it runs, a request whose estimated peak
+ * memory plus the model's own size exceeds the in-process budget (eviction.memory_budget_mb), or without one
+ * the machine's memory: past that the process would be killed, taking every other request with it.
  * The work bound (image-request.ts checkImageWork) caps time; this caps memory, which grows with pixels and
  * images but not with steps.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ValidationFailedError } from '../../common/errors.js';
 
@@ -24,6 +26,21 @@ const F32 = 4;
 const LIVE_VAE_MAPS = 4;
 /** Conditional and unconditional halves of classifier-free guidance run as one batch. */
 const CFG_BATCH = 2;
+
+/** Physical memory, or the cgroup (container) limit when lower: what the process can have before the OOM killer. */
+export function machineMemoryBytes(): number {
+  let bytes = totalmem();
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const limit = Number(readFileSync(file, 'utf8').trim());
+      // "max" (v2) is NaN; v1 writes a huge number for "no limit".
+      if (Number.isFinite(limit) && limit > 0) bytes = Math.min(bytes, limit);
+    } catch {
+      // No such cgroup file: not in a container, or the other cgroup version.
+    }
+  }
+  return bytes;
+}
 
 function readJson(path: string): Record<string, unknown> | null {
   try {
@@ -79,12 +96,18 @@ export function imageRequestBytes(
 const MB = 1024 * 1024;
 
 /**
- * Throws 400 validation_failed when the model plus this request would not fit the budget (0: no budget, no check).
- * Names `n` when one image would fit but not n of them, otherwise `size`.
+ * Throws 400 validation_failed when the model plus this request would not fit `budgetBytes` (named in the
+ * message as `budgetName`). Names `n` when one image would fit but not n of them, otherwise `size`.
  */
 export function checkImageMemory(
   req: { width: number; height: number; n: number },
-  memory: { shape: ImageMemoryShape; modelBytes: number; budgetBytes: number; vaeScaleFactor?: number },
+  memory: {
+    shape: ImageMemoryShape;
+    modelBytes: number;
+    budgetBytes: number;
+    budgetName: string;
+    vaeScaleFactor?: number;
+  },
 ): void {
   if (memory.budgetBytes <= 0) return;
   const need = memory.modelBytes + imageRequestBytes(req, memory.shape, memory.vaeScaleFactor);
@@ -100,7 +123,7 @@ export function checkImageMemory(
       rule: 'maxMemory',
       message:
         `${req.width}x${req.height} × ${req.n} image(s) needs about ${Math.ceil(need / MB)} MB with the model loaded, ` +
-        `over this server's memory budget of ${Math.floor(memory.budgetBytes / MB)} MB (eviction.memory_budget_mb); ` +
+        `over ${memory.budgetName} (${Math.floor(memory.budgetBytes / MB)} MB); ` +
         `ask for ${oneFits ? 'fewer images' : 'fewer pixels'}`,
     },
   ]);

@@ -21,7 +21,7 @@ import {
 } from '../model-provider.js';
 import { availableCores } from '../llama-cpp/llama-runtime.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
-import { checkImageMemory, readImageMemoryShape, type ImageMemoryShape } from './image-memory.js';
+import { checkImageMemory, machineMemoryBytes, readImageMemoryShape, type ImageMemoryShape } from './image-memory.js';
 import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
 import { pipelineFileBytes } from './pipeline-files.js';
@@ -65,6 +65,7 @@ export class OnnxImageProvider implements ModelProvider {
   private readonly threads: number;
   private readonly maxQueued: number;
   private readonly maxWork: number;
+  /** 0: no budget configured, so the machine's memory bounds a request instead. */
   private readonly memoryBudgetBytes: number;
   private ortPromise: Promise<Ort> | null = null;
 
@@ -255,12 +256,16 @@ export class OnnxImageProvider implements ModelProvider {
     req: { width: number; height: number; n: number },
     vaeScaleFactor: number | null,
   ): void {
-    if (this.memoryBudgetBytes <= 0 || !slot.path) return;
+    if (!slot.path) return;
     slot.memoryShape ??= readImageMemoryShape(slot.path);
+    const budgeted = this.memoryBudgetBytes > 0;
     checkImageMemory(req, {
       shape: slot.memoryShape,
       modelBytes: slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0,
-      budgetBytes: this.memoryBudgetBytes,
+      budgetBytes: budgeted ? this.memoryBudgetBytes : machineMemoryBytes(),
+      budgetName: budgeted
+        ? 'the memory budget (eviction.memory_budget_mb)'
+        : "this machine's memory (set eviction.memory_budget_mb to choose)",
       vaeScaleFactor: vaeScaleFactor ?? undefined,
     });
   }

@@ -1,10 +1,11 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ValidationFailedError } from '../../../src/common/errors.js';
 import {
   checkImageMemory,
   imageRequestBytes,
+  machineMemoryBytes,
   readImageMemoryShape,
 } from '../../../src/providers/onnx-image/image-memory.js';
 
@@ -42,6 +43,20 @@ describe('image memory estimate', () => {
     expect(readImageMemoryShape(root)).toEqual({ vaeChannels: 8, fullResAttentionHeads: 0 });
   });
 
+  it("without a budget, the machine's memory bounds a request: SD at 8192² (70 TB of attention) never starts", () => {
+    const shape = readImageMemoryShape(exportWith(SD15));
+    const need = imageRequestBytes({ width: 8192, height: 8192, n: 1 }, shape);
+    expect(machineMemoryBytes()).toBeGreaterThan(0);
+    expect(machineMemoryBytes()).toBeLessThanOrEqual(totalmem());
+    expect(machineMemoryBytes()).toBeLessThan(need);
+    expect(() =>
+      checkImageMemory(
+        { width: 8192, height: 8192, n: 1 },
+        { shape, modelBytes: 0, budgetBytes: machineMemoryBytes(), budgetName: "this machine's memory" },
+      ),
+    ).toThrow(/this machine's memory/);
+  });
+
   it('an export without config files is assumed to be SD (the costly case)', () => {
     expect(readImageMemoryShape(exportWith({}))).toEqual({ vaeChannels: 128, fullResAttentionHeads: 8 });
   });
@@ -56,10 +71,10 @@ describe('image memory estimate', () => {
     expect(big / small).toBeGreaterThan(12);
   });
 
-  it('refuses past the budget naming size, or n when one image would fit; no budget means no check', () => {
+  it('refuses past the budget naming size, or n when one image would fit', () => {
     const shape = { vaeChannels: 128, fullResAttentionHeads: 0 };
     // 1 GB of weights; 1024² needs 2.02 GB of VAE maps plus 7 MB per kept image: one fits 3.25 GB, four do not.
-    const memory = { shape, modelBytes: 1 * GB, budgetBytes: 3_250_000_000 };
+    const memory = { shape, modelBytes: 1 * GB, budgetBytes: 3_250_000_000, budgetName: 'the budget' };
     expect(() => checkImageMemory({ width: 1024, height: 1024, n: 1 }, memory)).not.toThrow();
     const field = (req: { width: number; height: number; n: number }): string | undefined => {
       try {
@@ -72,6 +87,5 @@ describe('image memory estimate', () => {
     };
     expect(field({ width: 2048, height: 2048, n: 1 })).toBe('size');
     expect(field({ width: 1024, height: 1024, n: 4 })).toBe('n');
-    expect(() => checkImageMemory({ width: 2048, height: 2048, n: 4 }, { ...memory, budgetBytes: 0 })).not.toThrow();
   });
 });
