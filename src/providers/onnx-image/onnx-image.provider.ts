@@ -218,7 +218,7 @@ export class OnnxImageProvider implements ModelProvider {
       let pipeline = slot.handle;
       if (!pipeline) {
         const loadStart = performance.now();
-        pipeline = await this.ensureLoaded(slot, signal);
+        pipeline = await this.loadedPipeline(slot, signal);
         timings.loadSeconds = (performance.now() - loadStart) / 1000;
       }
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
@@ -293,6 +293,17 @@ export class OnnxImageProvider implements ModelProvider {
       // the event loop (and /health/live) waits for CPU. Flattened by the binding to session.*.allow_spinning.
       extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     };
+  }
+
+  /**
+   * The pipeline for a request: requests never load (the lifecycle loads a model before admitting a
+   * request for it and holds it meanwhile), so no pipeline and no load under way is the caller's bug,
+   * reported as one instead of a second, unaccounted load path.
+   */
+  private loadedPipeline(slot: ModelSlot, signal: AbortSignal): Promise<ImagePipeline> {
+    if (slot.handle) return Promise.resolve(slot.handle);
+    if (slot.loading) return abandonOnAbort(slot.loading, signal);
+    throw new InferenceFailedError(slot.config.id, 'the model is not loaded (a request never loads it: load it first)');
   }
 
   private async ensureLoaded(slot: ModelSlot, signal?: AbortSignal): Promise<ImagePipeline> {

@@ -132,6 +132,14 @@ describe('OnnxImageProvider', () => {
       jest.spyOn(sessionProto, 'release').mockRejectedValueOnce(new Error('native release failed'));
       expect(await provider.unload('tiny-lcm')).toMatchObject({ wasLoaded: true });
       expect((await stateOf(provider, 'tiny-lcm')).state).toBe('unloaded');
+      // A request never loads: the lifecycle does, and until it has, a request is refused as a bug.
+      const early = await provider
+        .generateImages('tiny-lcm', { model: 'tiny-lcm', prompt: 'a cat', seed: 1 }, signal())
+        .catch((e: unknown) => e);
+      expect(early).toBeInstanceOf(InferenceFailedError);
+      expect((early as Error).message).toContain('not loaded');
+      expect((await stateOf(provider, 'tiny-lcm')).state).toBe('unloaded');
+      await provider.load('tiny-lcm');
       const res = await provider.generateImages('tiny-lcm', { model: 'tiny-lcm', prompt: 'a cat', seed: 1 }, signal());
       expect(res.data).toHaveLength(1);
       expect((await stateOf(provider, 'tiny-lcm')).state).toBe('loaded');
@@ -202,91 +210,96 @@ describe('OnnxImageProvider', () => {
       ...extra,
     });
 
-    it('returns PNGs of the asked size in the rknn-sd response shape', async () => {
-      const res = await provider.generateImages('tiny-lcm', req({ size: '96x64', n: 2 }), signal());
-      expect(res.model).toBe('tiny-lcm');
-      expect(res.usage.seed).toBe(1234);
-      expect(res.usage.elapsed_seconds).toBeGreaterThan(0);
-      expect(Math.abs(res.created - Date.now() / 1000)).toBeLessThan(60);
-      expect(res.data).toHaveLength(2);
-      for (const image of res.data) {
-        expect(image.revised_prompt).toBe('a photo of a cat');
-        const png = decode(image.b64_json);
-        expect(png).toMatchObject({ width: 96, height: 64, colorType: 2, bitDepth: 8 });
-        expect(new Set(png.pixels).size).toBeGreaterThan(16);
-      }
-      expect(res.data[0]!.b64_json).not.toBe(res.data[1]!.b64_json);
-    });
+    describe('on a loaded model', () => {
+      // The lifecycle loads a model before any request reaches the provider; here the test does.
+      beforeEach(() => Promise.all([provider.load('tiny-lcm'), provider.load('tiny-euler')]));
 
-    it('defaults to the UNet sample size × VAE factor (tiny: 8 × 8 = 64)', async () => {
-      const res = await provider.generateImages('tiny-lcm', req(), signal());
-      expect(decode(res.data[0]!.b64_json)).toMatchObject({ width: 64, height: 64 });
-    });
-
-    it('same seed → same bytes; another seed → other bytes', async () => {
-      const a = await provider.generateImages('tiny-lcm', req({ seed: 7 }), signal());
-      const b = await provider.generateImages('tiny-lcm', req({ seed: 7 }), signal());
-      const c = await provider.generateImages('tiny-lcm', req({ seed: 8 }), signal());
-      expect(b.data[0]!.b64_json).toBe(a.data[0]!.b64_json);
-      expect(c.data[0]!.b64_json).not.toBe(a.data[0]!.b64_json);
-    });
-
-    it('image i of a seed does not depend on n', async () => {
-      const one = await provider.generateImages('tiny-lcm', req({ seed: 99 }), signal());
-      const three = await provider.generateImages('tiny-lcm', req({ seed: 99, n: 3 }), signal());
-      expect(three.data[0]!.b64_json).toBe(one.data[0]!.b64_json);
-    });
-
-    it('without a seed, a random one is reported and reproduces the image', async () => {
-      const first = await provider.generateImages('tiny-lcm', req({ seed: undefined }), signal());
-      expect(Number.isSafeInteger(first.usage.seed)).toBe(true);
-      const again = await provider.generateImages('tiny-lcm', req({ seed: first.usage.seed }), signal());
-      expect(again.data[0]!.b64_json).toBe(first.data[0]!.b64_json);
-    });
-
-    it('prompt, steps and guidance (LCM w-embedding) all change the image', async () => {
-      const base = (await provider.generateImages('tiny-lcm', req(), signal())).data[0]!.b64_json;
-      const prompt = await provider.generateImages('tiny-lcm', req({ prompt: 'a red dog on the sky' }), signal());
-      const steps = await provider.generateImages('tiny-lcm', req({ steps: 2 }), signal());
-      const guidance = await provider.generateImages('tiny-lcm', req({ guidance_scale: 2 }), signal());
-      expect(prompt.data[0]!.b64_json).not.toBe(base);
-      expect(steps.data[0]!.b64_json).not.toBe(base);
-      expect(guidance.data[0]!.b64_json).not.toBe(base);
-    });
-
-    it('reports per-run timings for benchmarks', async () => {
-      const { response, timings } = await provider.generateWithTimings('tiny-lcm', req({ n: 2, steps: 3 }), signal());
-      expect(response.data).toHaveLength(2);
-      expect(timings).toMatchObject({
-        images: 2,
-        steps: 3,
-        unetSteps: 6,
-        unetRuns: 6,
-        scheduler: 'lcm',
-        guidance: 'embedding',
+      it('returns PNGs of the asked size in the rknn-sd response shape', async () => {
+        const res = await provider.generateImages('tiny-lcm', req({ size: '96x64', n: 2 }), signal());
+        expect(res.model).toBe('tiny-lcm');
+        expect(res.usage.seed).toBe(1234);
+        expect(res.usage.elapsed_seconds).toBeGreaterThan(0);
+        expect(Math.abs(res.created - Date.now() / 1000)).toBeLessThan(60);
+        expect(res.data).toHaveLength(2);
+        for (const image of res.data) {
+          expect(image.revised_prompt).toBe('a photo of a cat');
+          const png = decode(image.b64_json);
+          expect(png).toMatchObject({ width: 96, height: 64, colorType: 2, bitDepth: 8 });
+          expect(new Set(png.pixels).size).toBeGreaterThan(16);
+        }
+        expect(res.data[0]!.b64_json).not.toBe(res.data[1]!.b64_json);
       });
-      expect(timings.unetSeconds).toBeGreaterThan(0);
-      expect(timings.textEncoderSeconds).toBeGreaterThan(0);
-      expect(timings.vaeDecoderSeconds).toBeGreaterThan(0);
-      expect(timings.loadSeconds).toBeGreaterThan(0); // lazily loaded by this call
-      expect(timings.totalSeconds).toBeGreaterThanOrEqual(timings.unetSeconds + timings.vaeDecoderSeconds);
-      expect(timings.secondsPerUnetStep).toBeCloseTo(timings.unetSeconds / 6, 9);
-    });
 
-    it('Euler model: 20 default steps with classifier-free guidance batched, negative_prompt matters', async () => {
-      const eulerReq = { model: 'tiny-euler', prompt: 'a photo of a cat', seed: 5, size: '64x48' };
-      const { response, timings } = await provider.generateWithTimings('tiny-euler', eulerReq, signal());
-      expect(decode(response.data[0]!.b64_json)).toMatchObject({ width: 64, height: 48 });
-      expect(timings).toMatchObject({ steps: 20, unetSteps: 20, unetRuns: 20, scheduler: 'euler', guidance: 'cfg' });
-      const negative = await provider.generateImages(
-        'tiny-euler',
-        { ...eulerReq, negative_prompt: 'blue sky' },
-        signal(),
-      );
-      expect(negative.data[0]!.b64_json).not.toBe(response.data[0]!.b64_json);
-      const noCfg = await provider.generateWithTimings('tiny-euler', { ...eulerReq, guidance_scale: 1 }, signal());
-      expect(noCfg.timings.guidance).toBe('none');
-      expect(noCfg.response.data[0]!.b64_json).not.toBe(response.data[0]!.b64_json);
+      it('defaults to the UNet sample size × VAE factor (tiny: 8 × 8 = 64)', async () => {
+        const res = await provider.generateImages('tiny-lcm', req(), signal());
+        expect(decode(res.data[0]!.b64_json)).toMatchObject({ width: 64, height: 64 });
+      });
+
+      it('same seed → same bytes; another seed → other bytes', async () => {
+        const a = await provider.generateImages('tiny-lcm', req({ seed: 7 }), signal());
+        const b = await provider.generateImages('tiny-lcm', req({ seed: 7 }), signal());
+        const c = await provider.generateImages('tiny-lcm', req({ seed: 8 }), signal());
+        expect(b.data[0]!.b64_json).toBe(a.data[0]!.b64_json);
+        expect(c.data[0]!.b64_json).not.toBe(a.data[0]!.b64_json);
+      });
+
+      it('image i of a seed does not depend on n', async () => {
+        const one = await provider.generateImages('tiny-lcm', req({ seed: 99 }), signal());
+        const three = await provider.generateImages('tiny-lcm', req({ seed: 99, n: 3 }), signal());
+        expect(three.data[0]!.b64_json).toBe(one.data[0]!.b64_json);
+      });
+
+      it('without a seed, a random one is reported and reproduces the image', async () => {
+        const first = await provider.generateImages('tiny-lcm', req({ seed: undefined }), signal());
+        expect(Number.isSafeInteger(first.usage.seed)).toBe(true);
+        const again = await provider.generateImages('tiny-lcm', req({ seed: first.usage.seed }), signal());
+        expect(again.data[0]!.b64_json).toBe(first.data[0]!.b64_json);
+      });
+
+      it('prompt, steps and guidance (LCM w-embedding) all change the image', async () => {
+        const base = (await provider.generateImages('tiny-lcm', req(), signal())).data[0]!.b64_json;
+        const prompt = await provider.generateImages('tiny-lcm', req({ prompt: 'a red dog on the sky' }), signal());
+        const steps = await provider.generateImages('tiny-lcm', req({ steps: 2 }), signal());
+        const guidance = await provider.generateImages('tiny-lcm', req({ guidance_scale: 2 }), signal());
+        expect(prompt.data[0]!.b64_json).not.toBe(base);
+        expect(steps.data[0]!.b64_json).not.toBe(base);
+        expect(guidance.data[0]!.b64_json).not.toBe(base);
+      });
+
+      it('reports per-run timings for benchmarks', async () => {
+        const { response, timings } = await provider.generateWithTimings('tiny-lcm', req({ n: 2, steps: 3 }), signal());
+        expect(response.data).toHaveLength(2);
+        expect(timings).toMatchObject({
+          images: 2,
+          steps: 3,
+          unetSteps: 6,
+          unetRuns: 6,
+          scheduler: 'lcm',
+          guidance: 'embedding',
+        });
+        expect(timings.unetSeconds).toBeGreaterThan(0);
+        expect(timings.textEncoderSeconds).toBeGreaterThan(0);
+        expect(timings.vaeDecoderSeconds).toBeGreaterThan(0);
+        expect(timings.loadSeconds).toBe(0); // loaded before the request, by the lifecycle
+        expect(timings.totalSeconds).toBeGreaterThanOrEqual(timings.unetSeconds + timings.vaeDecoderSeconds);
+        expect(timings.secondsPerUnetStep).toBeCloseTo(timings.unetSeconds / 6, 9);
+      });
+
+      it('Euler model: 20 default steps with classifier-free guidance batched, negative_prompt matters', async () => {
+        const eulerReq = { model: 'tiny-euler', prompt: 'a photo of a cat', seed: 5, size: '64x48' };
+        const { response, timings } = await provider.generateWithTimings('tiny-euler', eulerReq, signal());
+        expect(decode(response.data[0]!.b64_json)).toMatchObject({ width: 64, height: 48 });
+        expect(timings).toMatchObject({ steps: 20, unetSteps: 20, unetRuns: 20, scheduler: 'euler', guidance: 'cfg' });
+        const negative = await provider.generateImages(
+          'tiny-euler',
+          { ...eulerReq, negative_prompt: 'blue sky' },
+          signal(),
+        );
+        expect(negative.data[0]!.b64_json).not.toBe(response.data[0]!.b64_json);
+        const noCfg = await provider.generateWithTimings('tiny-euler', { ...eulerReq, guidance_scale: 1 }, signal());
+        expect(noCfg.timings.guidance).toBe('none');
+        expect(noCfg.response.data[0]!.b64_json).not.toBe(response.data[0]!.b64_json);
+      });
     });
 
     it.each<[string, Partial<ImageGenerationRequest> | Record<string, unknown>]>([
