@@ -2,19 +2,21 @@
  * Parallel in-process LLM benchmark: aggregate tokens/s and time to first token with 1, 4 and 8
  * concurrent streaming clients, modelplane (`parallel: 8` and the serialized `parallel: 1`) against
  * the real llama.cpp `llama-server -np 8` when LLAMA_SERVER_BIN points at one; plus the
- * time-to-first-token gain of prefix reuse on a 10-turn chat. Same generated GGUF, thread count,
+ * time-to-first-token gain of prefix reuse on a 10-turn chat. Both servers run as their own process.
+ * Same generated GGUF, thread count,
  * context per sequence and prompts on every side, interleaved in one run.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js';
 import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
-import { startBenchApp } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';
 
 const MAX_TOKENS = 128;
@@ -151,31 +153,30 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startLlamaServer(
-  bin: string,
-  modelPath: string,
-  threads: number,
-): Promise<{ url: string; stop(): Promise<void> }> {
+interface ServerProcess {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Spawns a server on a free loopback port and waits until `healthPath` answers 200 (both sides alike). */
+async function spawnServer(
+  what: string,
+  command: string,
+  args: (port: number) => string[],
+  healthPath: string,
+): Promise<ServerProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(
-    bin,
-    [
-      ...['-m', modelPath, '--host', '127.0.0.1', '--port', String(port)],
-      ...['-np', String(PARALLEL), '-c', String(CONTEXT_PER_SEQUENCE * PARALLEL)],
-      ...['-t', String(threads), '-tb', String(threads)],
-    ],
-    { stdio: 'ignore' },
-  );
+  const child: ChildProcess = spawn(command, args(port), { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`llama-server exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
     try {
-      if ((await fetch(`${url}/health`)).ok) break;
+      if ((await fetch(`${url}${healthPath}`)).ok) break;
     } catch {
       // Not listening yet.
     }
-    if (Date.now() > deadline) throw new Error('llama-server did not become healthy in 60 s');
+    if (Date.now() > deadline) throw new Error(`${what} did not become healthy in 120 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -186,6 +187,39 @@ async function startLlamaServer(
         child.kill('SIGTERM');
       }),
   };
+}
+
+function startLlamaServer(bin: string, modelPath: string, threads: number): Promise<ServerProcess> {
+  return spawnServer(
+    'llama-server',
+    bin,
+    (port) => [
+      ...['-m', modelPath, '--host', '127.0.0.1', '--port', String(port)],
+      ...['-np', String(PARALLEL), '-c', String(CONTEXT_PER_SEQUENCE * PARALLEL)],
+      ...['-t', String(threads), '-tb', String(threads)],
+    ],
+    '/health',
+  );
+}
+
+/**
+ * modelplane as people run it: its own process (the compiled main next to this bench), so its event
+ * loop serves only the server side, as llama-server's threads do, and the client's stream parsing in
+ * this process weighs on both sides alike.
+ */
+function startModelplane(config: Record<string, unknown>): Promise<ServerProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-bench-'));
+  const file = join(dir, 'modelplane.yaml');
+  const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+  return spawnServer(
+    'modelplane',
+    process.execPath,
+    (port) => {
+      writeFileSync(file, stringify({ log_level: 'error', server: { host: '127.0.0.1', port }, ...config }));
+      return [main, '--config', file];
+    },
+    '/health/ready',
+  );
 }
 
 export async function runLlmParallelBench(): Promise<string> {
@@ -209,7 +243,7 @@ export async function runLlmParallelBench(): Promise<string> {
     context_size: CONTEXT_PER_SEQUENCE,
     idle_unload_s: 0,
   });
-  const bench = await startBenchApp({
+  const bench = await startModelplane({
     backends: [
       {
         name: 'llm',
@@ -256,7 +290,7 @@ export async function runLlmParallelBench(): Promise<string> {
     noReuse = await multiTurn(bench.url, 'p1');
   } finally {
     await server?.stop();
-    await bench.close();
+    await bench.stop();
     await runtime.dispose();
   }
 
