@@ -2,12 +2,17 @@
  * RKNN Stable Diffusion server (tinyagentos rknn_sd_server). Load state comes ONLY from
  * `GET /health` `pipeline_loaded`: its `/v1/models` always lists the model, loaded or not.
  * There is no load endpoint (the pipeline lazy-loads on the first generate); unload is
- * `POST /admin/unload`.
+ * `POST /admin/unload`. What its source says and how this adapter meets it: docs/real-servers.md.
  */
+import { UnsupportedParameterError } from '../../common/errors.js';
 import type { ProviderCapabilities, UnloadResult } from '../model-provider.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import { isRecord, parseJson } from './http-client.js';
 import { ProbeAnsweredError, type ProbeSnapshot, RemoteProvider } from './remote-provider.js';
+import { isConnectionFailure } from './upstream-errors.js';
+
+/** The server's pydantic bounds (`GenerateRequest.steps`): outside them it answers 422. */
+const STEPS_MAX = 20;
 
 interface RknnHealth {
   status?: string;
@@ -28,13 +33,27 @@ export class RknnSdProvider extends RemoteProvider {
     canLoad: false,
     remote: true,
   };
+  /** Upstream names of the generates this provider has in flight: while one runs, the server answers nothing else. */
+  private readonly generating = new Map<string, number>();
 
   protected defaultPurpose(): string {
     return 'image-generation';
   }
 
   protected async probe(signal: AbortSignal): Promise<ProbeSnapshot> {
-    const answer = await this.probeGet('/health', signal, (s) => s === 200);
+    let answer;
+    try {
+      answer = await this.probeGet('/health', signal, (s) => s === 200);
+    } catch (err) {
+      // The server runs the pipeline on its event loop, so /health goes unanswered for the whole of a
+      // generate (15-35 s on an RK3588). A probe that connected but got no answer while our own generate
+      // is running has seen a busy server with its pipeline loaded, not a dead one. A refused connection
+      // or an answered error still counts.
+      if (this.generating.size > 0 && !(err instanceof ProbeAnsweredError) && !isConnectionFailure(err)) {
+        return this.busySnapshot();
+      }
+      throw err;
+    }
     const health = parseJson(answer.text);
     if (!isRecord(health) || typeof health.pipeline_loaded !== 'boolean') {
       throw new ProbeAnsweredError('GET /health answered without pipeline_loaded');
@@ -66,6 +85,18 @@ export class RknnSdProvider extends RemoteProvider {
     };
   }
 
+  private busySnapshot(): ProbeSnapshot {
+    const names = [...this.generating.keys()];
+    return {
+      serverState: 'ok',
+      discovered: names.map((upstreamName) => ({ upstreamName, purpose: 'image-generation' })),
+      states: names.map((upstreamName) => ({ upstreamName, state: 'loaded', backendIdleSeconds: 0 })),
+      defaultState: 'loaded',
+      observedVia: 'POST /v1/images/generations in flight (GET /health unanswered while it generates)',
+      singleModel: true,
+    };
+  }
+
   /** No load endpoint upstream: the pipeline loads on the first generate. Resolves when the server answers. */
   async load(_modelId: string, signal?: AbortSignal): Promise<void> {
     await this.http.json<unknown>('GET', '/health', undefined, signal);
@@ -82,7 +113,31 @@ export class RknnSdProvider extends RemoteProvider {
     req: ImageGenerationRequest,
     signal: AbortSignal,
   ): Promise<ImageGenerationResponse> {
+    if (req.steps !== undefined && req.steps > STEPS_MAX) {
+      throw new UnsupportedParameterError(modelId, 'steps', `steps must be at most ${STEPS_MAX} on rknn-sd`);
+    }
+    const upstream = this.upstreamOf(modelId);
+    this.generating.set(upstream, (this.generating.get(upstream) ?? 0) + 1);
+    try {
+      return await this.generateSequentially(modelId, req, signal);
+    } finally {
+      const left = (this.generating.get(upstream) ?? 1) - 1;
+      if (left > 0) this.generating.set(upstream, left);
+      else this.generating.delete(upstream);
+    }
+  }
+
+  private async generateSequentially(
+    modelId: string,
+    req: ImageGenerationRequest,
+    signal: AbortSignal,
+  ): Promise<ImageGenerationResponse> {
     const n = Math.max(1, req.n ?? 1);
+    // The server splits `size` as HEIGHTxWIDTH (`height_s, width_s = body.size.split("x")`), the
+    // reverse of OpenAI's WIDTHxHEIGHT: swapped here so a 768x512 request comes back landscape.
+    const size = req.size ?? '512x512';
+    const wh = /^(\d+)x(\d+)$/.exec(size);
+    const upstreamSize = wh ? `${wh[2]}x${wh[1]}` : size;
     const out: ImageGenerationResponse = {
       created: 0,
       data: [],
@@ -93,7 +148,7 @@ export class RknnSdProvider extends RemoteProvider {
       const body = {
         prompt: req.prompt,
         model: this.upstreamOf(modelId),
-        size: req.size ?? '512x512',
+        size: upstreamSize,
         n: 1,
         response_format: 'b64_json',
         ...(req.steps !== undefined ? { steps: req.steps } : {}),

@@ -1,7 +1,10 @@
 import { SystemClock } from '../../../src/common/clock.js';
+import { UnsupportedParameterError } from '../../../src/common/errors.js';
 import { UpstreamRejectedError } from '../../../src/providers/remote/upstream-errors.js';
 import { RknnSdProvider } from '../../../src/providers/remote/rknn-sd.provider.js';
 import { type FakeRknnSd, startFakeRknnSd } from '../../support/fakes/rknn-sd.fake.js';
+import { pngSize } from '../../support/png.js';
+import { waitFor } from '../../support/wait-for.js';
 import { probeSignal, remoteBackend } from './backend.js';
 
 describe('RknnSdProvider against the rknn_sd_server fake', () => {
@@ -95,6 +98,51 @@ describe('RknnSdProvider against the rknn_sd_server fake', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UpstreamRejectedError);
     expect(err).toMatchObject({ status: 400, code: 'upstream_rejected', details: { upstream_status: 400 } });
-    expect((err as Error).message).toContain("invalid size 'big'");
+    expect((err as Error).message).toContain('invalid size: big');
+  });
+
+  it('asks for HEIGHTxWIDTH upstream, so a landscape request comes back landscape', async () => {
+    const res = await provider.generateImages(
+      fake.model,
+      { model: fake.model, prompt: 'a wide valley', size: '384x256' },
+      new AbortController().signal,
+    );
+    expect(pngSize(Buffer.from(res.data[0]!.b64_json, 'base64'))).toEqual({ width: 384, height: 256 });
+    expect(fake.requestsTo('POST /v1/images/generations')[0]!.body).toMatchObject({ size: '256x384' });
+  });
+
+  it('refuses steps above the server’s 20 as a 400 naming steps, without calling it', async () => {
+    const err = await provider
+      .generateImages(fake.model, { model: fake.model, prompt: 'x', steps: 30 }, new AbortController().signal)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnsupportedParameterError);
+    expect(err).toMatchObject({ status: 400, param: 'steps' });
+    expect(fake.hits('POST /v1/images/generations')).toBe(0);
+  });
+
+  it('reads an unanswered /health during its own generate as busy and loaded, not unreachable', async () => {
+    const release = fake.holdGenerations();
+    const image = provider.generateImages(
+      fake.model,
+      { model: fake.model, prompt: 'slow' },
+      new AbortController().signal,
+    );
+    await waitFor(() => fake.hits('POST /v1/images/generations') === 1, 'the generate to reach the server');
+    const probe = new AbortController();
+    const observation = provider.observe(probe.signal);
+    await waitFor(() => fake.hits('GET /health') === 1, 'the probe to reach the busy server');
+    probe.abort(); // the probe's deadline passes with the server still generating
+    const obs = await observation;
+    expect(obs).toMatchObject({ reachable: true, error: null, serverState: 'ok' });
+    expect(obs.models).toEqual([expect.objectContaining({ id: fake.model, state: 'loaded' })]);
+    release();
+    await expect(image).resolves.toMatchObject({ data: [expect.anything()] });
+    // With nothing of ours in flight, silence is silence again.
+    fake.setHang(true);
+    const quiet = new AbortController();
+    const after = provider.observe(quiet.signal);
+    await waitFor(() => fake.hits('GET /health') === 2, 'the second probe');
+    quiet.abort();
+    await expect(after).resolves.toMatchObject({ reachable: false });
   });
 });
