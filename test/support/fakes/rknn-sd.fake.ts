@@ -154,7 +154,7 @@ export async function startFakeRknnSd(opts: FakeRknnSdOptions = {}): Promise<Fak
     const size = typeof body.size === 'string' ? body.size : '512x512';
     const parts = size.split('x');
     const [height, width] = parts.length === 2 ? parts.map(pyInt) : [null, null];
-    if (height == null || width == null) {
+    if (height === null || height === undefined || width === null || width === undefined) {
       sendJson(res, 400, { detail: `invalid size: ${size}` });
       return;
     }
