@@ -74,7 +74,7 @@ describe('POST /api/models/{id}/unload on remote backends', () => {
             type: 'sd-cpp',
             url: sdcpp.url,
             ...common,
-            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly.safetensors' }],
+            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly' }],
           },
           { name: 'vllm', type: 'openai', url: vllm.url, ...common },
         ],

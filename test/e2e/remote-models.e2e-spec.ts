@@ -82,7 +82,7 @@ describe('GET /api/models/loaded lists only what backends say is in memory', () 
             type: 'sd-cpp',
             url: sdcpp.url,
             ...common,
-            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly.safetensors' }],
+            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly' }],
           },
           {
             name: 'ollama',

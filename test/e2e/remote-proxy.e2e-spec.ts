@@ -27,8 +27,8 @@ import {
   startFakeOpenAi,
   startFakeRknnSd,
   startFakeSdCpp,
-  TINY_PNG_B64,
 } from '../support/fakes/index.js';
+import { pngSize } from '../support/png.js';
 
 /** A JSON body as the harness returns it (untyped on purpose: assertions say what it holds). */
 type Json = Awaited<ReturnType<typeof getJson>>['body'];
@@ -124,7 +124,7 @@ describe('proxying to remote backends (openai client, real app)', () => {
             type: 'sd-cpp',
             url: sdcpp.url,
             ...common,
-            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly.safetensors' }],
+            models: [{ id: 'sd15', upstream: 'sd-v1-5-pruned-emaonly' }],
           },
           {
             name: 'html',
@@ -222,14 +222,17 @@ describe('proxying to remote backends (openai client, real app)', () => {
 
   it('images through rknn-sd (one upstream call per image) and sd-cpp (txt2img)', async () => {
     const npu = await client.images.generate({ model: 'sd-npu', prompt: 'a fox', n: 2, size: '512x512' });
-    expect(npu.data!.map((d) => d.b64_json)).toEqual([TINY_PNG_B64, TINY_PNG_B64]);
+    expect(npu.data!.map((d) => pngSize(Buffer.from(d.b64_json!, 'base64')))).toEqual([
+      { width: 512, height: 512 },
+      { width: 512, height: 512 },
+    ]);
     expect(rknn.requestsTo('POST /v1/images/generations').map((r) => r.body)).toEqual([
       expect.objectContaining({ prompt: 'a fox', n: 1, model: rknn.model }),
       expect.objectContaining({ prompt: 'a fox', n: 1, model: rknn.model }),
     ]);
 
     const sd = await client.images.generate({ model: 'sd15', prompt: 'a cat', size: '256x256' });
-    expect(sd.data![0]!.b64_json).toBe(TINY_PNG_B64);
+    expect(pngSize(Buffer.from(sd.data![0]!.b64_json!, 'base64'))).toEqual({ width: 256, height: 256 });
     expect(sd.data![0]!.revised_prompt).toBe('a cat');
     expect(sdcpp.requestsTo('POST /sdapi/v1/txt2img').at(-1)!.body).toMatchObject({
       prompt: 'a cat',

@@ -2,6 +2,7 @@ import { SystemClock } from '../../../src/common/clock.js';
 import { UnloadUnsupportedError } from '../../../src/common/errors.js';
 import { SdCppProvider } from '../../../src/providers/remote/sd-cpp.provider.js';
 import { type FakeSdCpp, startFakeSdCpp } from '../../support/fakes/sd-cpp.fake.js';
+import { pngSize } from '../../support/png.js';
 import { probeSignal, remoteBackend } from './backend.js';
 
 describe('SdCppProvider against the A1111-style fake', () => {
@@ -9,7 +10,7 @@ describe('SdCppProvider against the A1111-style fake', () => {
   let provider: SdCppProvider;
 
   beforeEach(async () => {
-    fake = await startFakeSdCpp({ checkpoint: 'sd-turbo.safetensors' });
+    fake = await startFakeSdCpp({ model: 'sd-turbo' });
     provider = new SdCppProvider(remoteBackend('sd-cpp', fake.url), new SystemClock());
   });
   afterEach(async () => {
@@ -17,25 +18,19 @@ describe('SdCppProvider against the A1111-style fake', () => {
     await fake.close();
   });
 
-  it('catalogs the configured checkpoint with state unknown, never loaded, even after a generate', async () => {
+  it('catalogs the checkpoint under the name the server gives (the file stem) with state unknown, never loaded, even after a generate', async () => {
     await provider.init();
-    expect(provider.descriptors()).toEqual([
-      expect.objectContaining({ id: 'sd-turbo.safetensors', purpose: 'image-generation' }),
-    ]);
-    await provider.generateImages(
-      'sd-turbo.safetensors',
-      { model: 'sd-turbo.safetensors', prompt: 'p' },
-      new AbortController().signal,
-    );
+    expect(provider.descriptors()).toEqual([expect.objectContaining({ id: 'sd-turbo', purpose: 'image-generation' })]);
+    await provider.generateImages('sd-turbo', { model: 'sd-turbo', prompt: 'p' }, new AbortController().signal);
     const obs = await provider.observe(probeSignal());
     expect(obs).toMatchObject({ reachable: true, serverState: 'ok' });
-    expect(obs.models).toEqual([expect.objectContaining({ id: 'sd-turbo.safetensors', state: 'unknown' })]);
+    expect(obs.models).toEqual([expect.objectContaining({ id: 'sd-turbo', state: 'unknown' })]);
     expect(provider.capabilities).toMatchObject({ canObserveLoadState: false, canUnload: false });
   });
 
   it('refuses unload with unload_unsupported (409)', async () => {
-    await expect(provider.unload('sd-turbo.safetensors')).rejects.toBeInstanceOf(UnloadUnsupportedError);
-    await expect(provider.unload('sd-turbo.safetensors')).rejects.toMatchObject({
+    await expect(provider.unload('sd-turbo')).rejects.toBeInstanceOf(UnloadUnsupportedError);
+    await expect(provider.unload('sd-turbo')).rejects.toMatchObject({
       status: 409,
       code: 'unload_unsupported',
     });
@@ -43,9 +38,9 @@ describe('SdCppProvider against the A1111-style fake', () => {
 
   it('maps an OpenAI image request to txt2img and the images back to the OpenAI shape', async () => {
     const res = await provider.generateImages(
-      'sd-turbo.safetensors',
+      'sd-turbo',
       {
-        model: 'sd-turbo.safetensors',
+        model: 'sd-turbo',
         prompt: 'a lighthouse',
         negative_prompt: 'blurry',
         n: 3,
@@ -66,10 +61,28 @@ describe('SdCppProvider against the A1111-style fake', () => {
       seed: 99,
       batch_size: 3,
     });
-    expect(res.model).toBe('sd-turbo.safetensors');
+    expect(res.model).toBe('sd-turbo');
     expect(res.data).toHaveLength(3);
     expect(res.data[0]).toEqual({ b64_json: expect.any(String), revised_prompt: 'a lighthouse' });
     expect(res.usage.seed).toBe(99);
+  });
+
+  it('reports the seed the server drew when none was asked, and a failed generate as a 502 with its message', async () => {
+    const res = await provider.generateImages(
+      'sd-turbo',
+      { model: 'sd-turbo', prompt: 'p', n: 2 },
+      new AbortController().signal,
+    );
+    expect(fake.requestsTo('POST /sdapi/v1/txt2img')[0]!.body).toMatchObject({ seed: -1, batch_size: 2 });
+    expect(res.usage.seed).toBe(1804289383);
+    expect(res.data.map((d) => pngSize(Buffer.from(d.b64_json, 'base64')))).toEqual([
+      { width: 512, height: 512 },
+      { width: 512, height: 512 },
+    ]);
+    fake.failNextGeneration();
+    await expect(
+      provider.generateImages('sd-turbo', { model: 'sd-turbo', prompt: 'p' }, new AbortController().signal),
+    ).rejects.toMatchObject({ status: 502, message: expect.stringContaining('generate_image returned no results') });
   });
 
   it('is unreachable when /sdapi/v1/options does not answer', async () => {
