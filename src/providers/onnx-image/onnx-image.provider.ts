@@ -48,6 +48,9 @@ interface ModelSlot {
   queue: SerialQueue;
   /** Read from the export's config files on the first request (image-memory.ts). */
   memoryShape: ImageMemoryShape | null;
+  /** Finished turns whose PNGs are still encoding, and the bytes of frames (and PNGs) they hold meanwhile. */
+  encoding: Set<Promise<unknown>>;
+  encodingBytes: number;
 }
 
 /**
@@ -91,6 +94,8 @@ export class OnnxImageProvider implements ModelProvider {
         sizeBytes: null,
         queue: new SerialQueue(),
         memoryShape: null,
+        encoding: new Set(),
+        encodingBytes: 0,
       });
     }
   }
@@ -161,6 +166,8 @@ export class OnnxImageProvider implements ModelProvider {
     if (slot.loading) await slot.loading.catch(() => undefined);
     // Behind the run queue: sessions are never released under a running generation.
     return slot.queue.run(async () => {
+      // Encoding outlives a turn (in the worker when there is one): let the last answers finish first.
+      await Promise.allSettled(slot.encoding);
       const handle = slot.handle;
       const expectedFreedBytes = slot.sizeBytes;
       if (!handle) return { wasLoaded: false, expectedFreedBytes: null };
@@ -212,7 +219,7 @@ export class OnnxImageProvider implements ModelProvider {
     const seed = parsed.seed ?? randomInt(0, 2 ** 32);
     const timings = emptyTimings();
     const enqueued = performance.now();
-    const images = await slot.queue.run(async () => {
+    const rendered = await slot.queue.run(async () => {
       timings.queueSeconds = (performance.now() - enqueued) / 1000;
       signal.throwIfAborted();
       let pipeline = slot.handle;
@@ -224,14 +231,34 @@ export class OnnxImageProvider implements ModelProvider {
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
       checkImageWork(params, this.maxWork);
       this.checkMemory(slot, params, pipeline.info.vaeScaleFactor);
+      // The frames of earlier turns still encoding count too; when both would not fit, wait for them.
+      if (slot.encodingBytes > 0 && !this.fitsMemory(slot, params, pipeline.info.vaeScaleFactor)) {
+        await Promise.allSettled(slot.encoding);
+      }
       try {
-        return await pipeline.generate(params, signal, timings);
+        const turn = await pipeline.generate(params, signal, timings);
+        timings.turnSeconds = (performance.now() - enqueued) / 1000 - timings.queueSeconds - timings.loadSeconds;
+        return { turn, bytes: frameBytes(params) };
       } catch (err) {
-        if (signal.aborted || err instanceof AppError) throw err;
-        // A runtime error inside one run (shape mismatch, bad export) fails this request only.
-        throw new InferenceFailedError(modelId, errorText(err));
+        throw this.inferenceError(modelId, err, signal);
       }
     });
+    // The model's turn is over: the next request denoises while these PNGs finish encoding.
+    const encoding = rendered.turn.encoded;
+    slot.encoding.add(encoding);
+    slot.encodingBytes += rendered.bytes;
+    let images: Buffer[];
+    try {
+      const encoded = await encoding;
+      images = encoded.pngs;
+      timings.pngSeconds += encoded.seconds;
+    } catch (err) {
+      throw this.inferenceError(modelId, err, signal);
+    } finally {
+      slot.encoding.delete(encoding);
+      slot.encodingBytes -= rendered.bytes;
+    }
+    signal.throwIfAborted();
     timings.totalSeconds = (performance.now() - started) / 1000;
     timings.secondsPerUnetStep = timings.unetSteps > 0 ? timings.unetSeconds / timings.unetSteps : 0;
     timings.secondsPerImage = timings.images > 0 ? timings.totalSeconds / timings.images : 0;
@@ -250,18 +277,35 @@ export class OnnxImageProvider implements ModelProvider {
     };
   }
 
+  private inferenceError(modelId: string, err: unknown, signal: AbortSignal): unknown {
+    if (signal.aborted || err instanceof AppError) return err;
+    // A runtime error inside one run (shape mismatch, bad export) fails this request only.
+    return new InferenceFailedError(modelId, errorText(err));
+  }
+
+  /** Whether this request fits next to the model and the frames of earlier requests still encoding. */
+  private fitsMemory(slot: ModelSlot, req: { width: number; height: number; n: number }, vae: number): boolean {
+    try {
+      this.checkMemory(slot, req, vae, slot.encodingBytes);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Refuses a request that would not fit the memory budget next to this model (before it loads or runs). */
   private checkMemory(
     slot: ModelSlot,
     req: { width: number; height: number; n: number },
     vaeScaleFactor: number | null,
+    heldBytes = 0,
   ): void {
     if (!slot.path) return;
     slot.memoryShape ??= readImageMemoryShape(slot.path);
     const budgeted = this.memoryBudgetBytes > 0;
     checkImageMemory(req, {
       shape: slot.memoryShape,
-      modelBytes: slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0,
+      modelBytes: (slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0) + heldBytes,
       budgetBytes: budgeted ? this.memoryBudgetBytes : machineMemoryBytes(),
       budgetName: budgeted
         ? 'the memory budget (eviction.memory_budget_mb)'
@@ -347,6 +391,11 @@ export class OnnxImageProvider implements ModelProvider {
       throw new ModelLoadFailedError(id, errorText(err));
     }
   }
+}
+
+/** RGB frames plus, at worst, PNGs of the same size: what a finished turn holds until its images are encoded. */
+function frameBytes(req: { width: number; height: number; n: number }): number {
+  return req.n * req.width * req.height * 3 * 2;
 }
 
 /** Waits for a shared promise but lets one caller stop waiting without cancelling it for the others. */

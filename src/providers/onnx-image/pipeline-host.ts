@@ -10,9 +10,11 @@ import type { Ort } from './ort-tensors.js';
 import {
   DiffusionPipeline,
   releaseSession,
+  type EncodedImages,
   type GenerationParams,
   type ImageGenerationTimings,
   type LoadOptions,
+  type RenderedImages,
 } from './pipeline.js';
 import type { PipelineInfo } from './pipeline-io.js';
 import type { WorkerReply, WorkerRequest } from './pipeline-worker.js';
@@ -21,7 +23,8 @@ export interface ImagePipeline {
   readonly info: PipelineInfo;
   /** Where it runs, for the logs and the loaded-model details. */
   readonly thread: 'worker' | 'main';
-  generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<Buffer[]>;
+  /** Resolves once every image is rendered; their PNGs follow in `encoded` (see DiffusionPipeline.generate). */
+  generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<RenderedImages>;
   /** Releases every session (and ends the worker). */
   release(): Promise<void>;
 }
@@ -50,6 +53,9 @@ export async function openPipeline(
     },
   };
 }
+
+type GenerateReply = { count: number; timings: ImageGenerationTimings };
+type EncodedReply = Omit<EncodedImages, 'pngs'> & { pngs: Uint8Array[] };
 
 /** A request without its id (distributes over the union, unlike Omit). */
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -82,22 +88,29 @@ class WorkerPipeline implements ImagePipeline {
     return host;
   }
 
-  async generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<Buffer[]> {
+  async generate(
+    params: GenerationParams,
+    signal: AbortSignal,
+    timings: ImageGenerationTimings,
+  ): Promise<RenderedImages> {
     signal.throwIfAborted();
     const id = this.nextId;
     const onAbort = (): void => this.post({ type: 'abort', id: this.nextId++, target: id });
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const result = (await this.call({ type: 'generate', params })) as {
-        images: Uint8Array[];
-        timings: ImageGenerationTimings;
-      };
+      const result = (await this.call({ type: 'generate', params })) as GenerateReply;
       // The worker's counters start at zero: add them to the caller's (queue and load time are already in it).
       const into = timings as unknown as Record<string, unknown>;
       for (const [key, value] of Object.entries(result.timings)) {
         into[key] = typeof value === 'number' && typeof into[key] === 'number' ? into[key] + value : value;
       }
-      return result.images.map((png) => Buffer.from(png.buffer, png.byteOffset, png.byteLength));
+      // Asked for at once, so the worker never keeps frames nobody collects; they are already encoding there.
+      const encoded = (this.call({ type: 'encoded', target: id }) as Promise<EncodedReply>).then((reply) => ({
+        seconds: reply.seconds,
+        pngs: reply.pngs.map((png) => Buffer.from(png.buffer, png.byteOffset, png.byteLength)),
+      }));
+      encoded.catch(() => undefined);
+      return { count: result.count, encoded };
     } finally {
       signal.removeEventListener('abort', onAbort);
       signal.throwIfAborted();

@@ -10,6 +10,7 @@ import {
   emptyTimings,
   releaseSession,
   type GenerationParams,
+  type EncodedImages,
   type LoadOptions,
 } from './pipeline.js';
 
@@ -17,12 +18,16 @@ export type WorkerRequest =
   | { type: 'load'; id: number; root: string; sessionOptions: LoadOptions['sessionOptions'] }
   | { type: 'generate'; id: number; params: GenerationParams }
   | { type: 'abort'; id: number; target: number }
+  /** The PNGs of generate `target`, once encoded (sent right after its reply). */
+  | { type: 'encoded'; id: number; target: number }
   | { type: 'release'; id: number };
 
 export type WorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string };
 
 let pipeline: DiffusionPipeline | null = null;
 const running = new Map<number, AbortController>();
+/** Frames of finished turns, encoding on libuv's pool while the next request denoises. */
+const encoding = new Map<number, Promise<EncodedImages>>();
 
 async function handle(msg: WorkerRequest): Promise<unknown> {
   switch (msg.type) {
@@ -37,10 +42,20 @@ async function handle(msg: WorkerRequest): Promise<unknown> {
       running.set(msg.id, controller);
       try {
         const timings = emptyTimings();
-        const images = await pipeline.generate(msg.params, controller.signal, timings);
-        return { images, timings };
+        const rendered = await pipeline.generate(msg.params, controller.signal, timings);
+        encoding.set(msg.id, rendered.encoded);
+        return { count: rendered.count, timings };
       } finally {
         running.delete(msg.id);
+      }
+    }
+    case 'encoded': {
+      const encoded = encoding.get(msg.target);
+      if (!encoded) throw new Error(`no images of request ${msg.target} in this worker`);
+      try {
+        return await encoded;
+      } finally {
+        encoding.delete(msg.target);
       }
     }
     case 'abort':

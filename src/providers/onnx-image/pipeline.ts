@@ -19,7 +19,7 @@ import {
   type PipelineInfo,
   type PipelineIo,
 } from './pipeline-io.js';
-import { encodePngAsync } from './png.js';
+import { FrameEncoder, type EncodedImages, type Frame } from './png.js';
 import { SeededRandom } from './prng.js';
 import { createScheduler, guidanceScaleEmbedding, type SchedulerConfig, type SchedulerKind } from './schedulers.js';
 
@@ -36,6 +36,8 @@ export interface ImageGenerationTimings {
   queueSeconds: number;
   /** Loading sessions as part of this call (0 when the model was already loaded). */
   loadSeconds: number;
+  /** The model's serial turn (rendering, without queue and load); PNG encoding may continue after it. */
+  turnSeconds: number;
   /** Time inside session.run, per component. */
   textEncoderSeconds: number;
   unetSeconds: number;
@@ -65,6 +67,7 @@ export function emptyTimings(): ImageGenerationTimings {
     totalSeconds: 0,
     queueSeconds: 0,
     loadSeconds: 0,
+    turnSeconds: 0,
     textEncoderSeconds: 0,
     unetSeconds: 0,
     vaeDecoderSeconds: 0,
@@ -104,6 +107,22 @@ export interface Releasable {
 export async function releaseSession(session: Releasable): Promise<void> {
   if (typeof session.release === 'function') await session.release();
   else if (typeof session.close === 'function') await session.close();
+}
+
+/** What a model's turn produces: every image rendered, their PNG encoding possibly still under way. */
+export interface RenderedImages {
+  count: number;
+  /** Holds the raw frames until their PNGs exist. */
+  encoded: Promise<EncodedImages>;
+}
+
+export type { EncodedImages };
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 /** last_hidden_state of one prompt: [1, seq, hidden]. */
@@ -165,8 +184,16 @@ export class DiffusionPipeline {
     return COMPONENTS.map((c) => this.sessions[c]);
   }
 
-  /** Runs text-to-image; returns one PNG per image. Checks `signal` between steps. */
-  async generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<Buffer[]> {
+  /**
+   * Runs text-to-image. Resolves when every image is rendered (the model's turn can end there); the PNGs
+   * are encoded as each frame is ready, off the event loop, and `encoded` may settle after the next request
+   * started denoising. Checks `signal` between steps.
+   */
+  async generate(
+    params: GenerationParams,
+    signal: AbortSignal,
+    timings: ImageGenerationTimings,
+  ): Promise<RenderedImages> {
     const { info } = this;
     const latentH = params.height / info.vaeScaleFactor;
     const latentW = params.width / info.vaeScaleFactor;
@@ -185,8 +212,9 @@ export class DiffusionPipeline {
       useEmbedding && info.timestepCondDim
         ? guidanceScaleEmbedding(params.guidanceScale - 1, info.timestepCondDim)
         : null;
+    const predictNoise = this.noisePredictor(cond, uncond, wEmbedding, params.guidanceScale, latentH, latentW, timings);
 
-    const images: Buffer[] = [];
+    const encoder = new FrameEncoder();
     const latentSize = info.latentChannels * latentH * latentW;
     for (let image = 0; image < params.n; image++) {
       signal.throwIfAborted();
@@ -194,47 +222,30 @@ export class DiffusionPipeline {
       // One stream per image: image i of seed s is the same whatever n is.
       const rng = new SeededRandom(params.seed, image);
       const scheduler = createScheduler(this.schedulerConfig, params.steps);
-      let latents = rng.gaussian(latentSize);
+      const latents = rng.gaussian(latentSize);
       if (scheduler.initNoiseSigma !== 1) for (let i = 0; i < latentSize; i++) latents[i]! *= scheduler.initNoiseSigma;
+      // Every step writes the next sample over `latents` and the estimate into `step.denoised`: no per-step
+      // allocation (each value only depends on the same index of the inputs, so in place is exact).
+      const step = { prevSample: latents, denoised: new Float32Array(latentSize) };
+      const scaled = new Float32Array(latentSize);
       let denoised = latents;
       timings.schedulerSeconds += (performance.now() - t0) / 1000;
 
-      for (let step = 0; step < scheduler.timesteps.length; step++) {
+      for (let index = 0; index < scheduler.timesteps.length; index++) {
         signal.throwIfAborted();
-        const t = scheduler.timesteps[step]!;
-        const input = scheduler.scaleModelInput(latents, step);
-        const noise = await this.predictNoise(
-          input,
-          t,
-          cond,
-          uncond,
-          wEmbedding,
-          params.guidanceScale,
-          latentH,
-          latentW,
-          timings,
-        );
+        const input = scheduler.scaleModelInput(latents, index, scaled);
+        const noise = await predictNoise(input, scheduler.timesteps[index]!);
         t0 = performance.now();
-        const result = scheduler.step(noise, step, latents, rng);
-        latents = result.prevSample;
-        denoised = result.denoised;
+        denoised = scheduler.step(noise, index, latents, rng, step).denoised;
         timings.schedulerSeconds += (performance.now() - t0) / 1000;
         timings.unetSteps++;
       }
       signal.throwIfAborted();
       // LCM decodes the consistency estimate; for Euler the last step's sample is the same thing.
-      const { pixels, width, height } = await this.decode(
-        info.scheduler === 'lcm' ? denoised : latents,
-        latentH,
-        latentW,
-        timings,
-      );
-      t0 = performance.now();
-      images.push(await encodePngAsync(pixels, width, height));
-      timings.pngSeconds += (performance.now() - t0) / 1000;
+      encoder.add(await this.decode(info.scheduler === 'lcm' ? denoised : latents, latentH, latentW, timings));
       timings.images++;
     }
-    return images;
+    return { count: encoder.count, encoded: encoder.all() };
   }
 
   private async timedRun(
@@ -274,9 +285,11 @@ export class DiffusionPipeline {
     return { data: readFloats(tensor), dims: [batch, seq, hidden] };
   }
 
-  private async predictNoise(
-    sample: Float32Array,
-    t: number,
+  /**
+   * The UNet call for one request, with its buffers allocated once: the text states (batched for CFG), the
+   * guidance embedding and the guided output are the same size at every step.
+   */
+  private noisePredictor(
     cond: EncodedText,
     uncond: EncodedText | null,
     wEmbedding: Float32Array | null,
@@ -284,50 +297,63 @@ export class DiffusionPipeline {
     latentH: number,
     latentW: number,
     timings: ImageGenerationTimings,
-  ): Promise<Float32Array> {
+  ): (sample: Float32Array, t: number) => Promise<Float32Array> {
     const io = this.io.unet;
     const channels = this.info.latentChannels;
-    const run = async (batch: number, samples: Float32Array, hidden: Float32Array): Promise<Float32Array> => {
+    const latentSize = channels * latentH * latentW;
+    const batched = uncond !== null && !io.batchOne;
+    const batch = batched ? 2 : 1;
+    const condFeed =
+      io.cond && wEmbedding
+        ? floatTensor(this.ort, io.condType, batch === 1 ? wEmbedding : concat(wEmbedding, wEmbedding), [
+            batch,
+            wEmbedding.length,
+          ])
+        : null;
+    const hiddenFeed = (hidden: Float32Array, b: number): OrtTensor =>
+      floatTensor(this.ort, io.hiddenType, hidden, [b, cond.dims[1], cond.dims[2]]);
+    const condHidden = hiddenFeed(cond.data, 1);
+    const uncondHidden = uncond && !batched ? hiddenFeed(uncond.data, 1) : null;
+    const bothHidden = uncond && batched ? hiddenFeed(concat(uncond.data, cond.data), 2) : null;
+    const samples = batched ? new Float32Array(latentSize * 2) : null;
+    const guided = uncond ? new Float32Array(latentSize) : null;
+
+    const run = async (samplesIn: Float32Array, hidden: OrtTensor, t: number): Promise<Float32Array> => {
+      const b = samplesIn.length / latentSize;
       const feeds: Record<string, OrtTensor> = {
-        [io.sample.name]: floatTensor(this.ort, io.sampleType, samples, [batch, channels, latentH, latentW]),
-        [io.timestep.name]: timestepTensor(this.ort, io, t, batch),
-        [io.hidden.name]: floatTensor(this.ort, io.hiddenType, hidden, [batch, cond.dims[1], cond.dims[2]]),
+        [io.sample.name]: floatTensor(this.ort, io.sampleType, samplesIn, [b, channels, latentH, latentW]),
+        [io.timestep.name]: timestepTensor(this.ort, io, t, b),
+        [io.hidden.name]: hidden,
       };
-      if (io.cond && wEmbedding) {
-        const cond = new Float32Array(batch * wEmbedding.length);
-        for (let b = 0; b < batch; b++) cond.set(wEmbedding, b * wEmbedding.length);
-        feeds[io.cond.name] = floatTensor(this.ort, io.condType, cond, [batch, wEmbedding.length]);
-      }
+      if (io.cond && condFeed) feeds[io.cond.name] = condFeed;
       const out = await this.timedRun('unet', feeds, timings);
       timings.unetRuns++;
       const noise = readFloats(outputOf(out, io.output, 'unet'));
-      if (noise.length !== samples.length) {
-        throw new Error(`unet returned ${noise.length} values for ${samples.length} latent values`);
+      if (noise.length !== samplesIn.length) {
+        throw new Error(`unet returned ${noise.length} values for ${samplesIn.length} latent values`);
       }
       return noise;
     };
-    if (!uncond) return run(1, sample, cond.data);
-    let noiseUncond: Float32Array;
-    let noiseCond: Float32Array;
-    if (io.batchOne) {
-      noiseUncond = await run(1, sample, uncond.data);
-      noiseCond = await run(1, sample, cond.data);
-    } else {
-      const samples = new Float32Array(sample.length * 2);
-      samples.set(sample, 0);
-      samples.set(sample, sample.length);
-      const hidden = new Float32Array(uncond.data.length + cond.data.length);
-      hidden.set(uncond.data, 0);
-      hidden.set(cond.data, uncond.data.length);
-      const both = await run(2, samples, hidden);
-      noiseUncond = both.subarray(0, sample.length);
-      noiseCond = both.subarray(sample.length);
-    }
-    const guided = new Float32Array(sample.length);
-    for (let i = 0; i < guided.length; i++) {
-      guided[i] = noiseUncond[i]! + guidanceScale * (noiseCond[i]! - noiseUncond[i]!);
-    }
-    return guided;
+
+    return async (sample, t) => {
+      if (!guided) return run(sample, condHidden, t);
+      let noiseUncond: Float32Array;
+      let noiseCond: Float32Array;
+      if (samples && bothHidden) {
+        samples.set(sample, 0);
+        samples.set(sample, latentSize);
+        const both = await run(samples, bothHidden, t);
+        noiseUncond = both.subarray(0, latentSize);
+        noiseCond = both.subarray(latentSize);
+      } else {
+        noiseUncond = await run(sample, uncondHidden!, t);
+        noiseCond = await run(sample, condHidden, t);
+      }
+      for (let i = 0; i < latentSize; i++) {
+        guided[i] = noiseUncond[i]! + guidanceScale * (noiseCond[i]! - noiseUncond[i]!);
+      }
+      return guided;
+    };
   }
 
   private async decode(
@@ -335,8 +361,9 @@ export class DiffusionPipeline {
     latentH: number,
     latentW: number,
     timings: ImageGenerationTimings,
-  ): Promise<{ pixels: Uint8Array; width: number; height: number }> {
-    const scaled = new Float32Array(latents.length);
+  ): Promise<Frame> {
+    // The latents are not read again after decoding: scale them in place.
+    const scaled = latents;
     const inv = 1 / this.info.vaeScalingFactor;
     for (let i = 0; i < latents.length; i++) scaled[i] = latents[i]! * inv;
     const feeds = {

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { deflate, deflateSync } from 'node:zlib';
 
@@ -76,6 +77,48 @@ export async function encodePngAsync(
   const ihdr = header(pixels, width, height, channels);
   const idat = await deflateAsync(filterRows(pixels, width, height, channels), { level: 2 });
   return assemble(ihdr, idat);
+}
+
+/** One decoded image (interleaved RGB, row-major) waiting for its PNG encoding. */
+export interface Frame {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** The PNGs of a request and the seconds spent encoding them (summed per image; they may overlap). */
+export interface EncodedImages {
+  pngs: Buffer[];
+  seconds: number;
+}
+
+/**
+ * Encodes frames as they become ready and keeps each frame referenced until its PNG exists, so a caller can
+ * hand the finished set to the next stage while the model already renders something else.
+ */
+export class FrameEncoder {
+  private readonly pending: Promise<Buffer>[] = [];
+  private seconds = 0;
+
+  add(frame: Frame): void {
+    const started = performance.now();
+    const png = encodePngAsync(frame.pixels, frame.width, frame.height).then((buffer) => {
+      this.seconds += (performance.now() - started) / 1000;
+      return buffer;
+    });
+    // A request that fails after this frame never awaits it; its rejection must not crash the process.
+    png.catch(() => undefined);
+    this.pending.push(png);
+  }
+
+  get count(): number {
+    return this.pending.length;
+  }
+
+  async all(): Promise<EncodedImages> {
+    const pngs = await Promise.all(this.pending);
+    return { pngs, seconds: this.seconds };
+  }
 }
 
 function assemble(ihdr: Buffer, idat: Uint8Array): Buffer {

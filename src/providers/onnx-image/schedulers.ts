@@ -78,8 +78,19 @@ export interface DiffusionScheduler {
   /** Timesteps handed to the UNet, one per step (floats for Euler linspace spacing). */
   readonly timesteps: readonly number[];
   readonly initNoiseSigma: number;
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array;
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: GaussianSource): StepResult;
+  /** `out`, when given, receives the scaled sample (it may be returned unused when no scaling applies). */
+  scaleModelInput(sample: Float32Array, stepIndex: number, out?: Float32Array): Float32Array;
+  /**
+   * `out`, when given, receives the results instead of fresh arrays; out.prevSample may be `sample` itself
+   * (every value depends only on the same index). The returned denoised is then out.denoised.
+   */
+  step(
+    modelOutput: Float32Array,
+    stepIndex: number,
+    sample: Float32Array,
+    rng: GaussianSource,
+    out?: StepResult,
+  ): StepResult;
 }
 
 function predictionType(config: SchedulerConfig): 'epsilon' | 'v_prediction' | 'sample' {
@@ -151,8 +162,15 @@ export class LcmScheduler implements DiffusionScheduler {
     return alpha;
   }
 
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array, rng: GaussianSource): StepResult {
+  step(
+    modelOutput: Float32Array,
+    stepIndex: number,
+    sample: Float32Array,
+    rng: GaussianSource,
+    out?: StepResult,
+  ): StepResult {
     checkStep(stepIndex, this.timesteps.length, modelOutput, sample);
+    checkOut(out, sample);
     const t = this.timesteps[stepIndex]!;
     const isLast = stepIndex === this.timesteps.length - 1;
     const prevT = isLast ? t : this.timesteps[stepIndex + 1]!;
@@ -162,7 +180,7 @@ export class LcmScheduler implements DiffusionScheduler {
     const sqrtBeta = Math.sqrt(1 - alphaT);
     const { cSkip, cOut } = this.boundaryScalings(t);
     const clip = this.config.clip_sample ? (this.config.clip_sample_range ?? 1) : Infinity;
-    const denoised = new Float32Array(sample.length);
+    const denoised = out?.denoised ?? new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
       const x = sample[i]!;
       const m = modelOutput[i]!;
@@ -178,7 +196,7 @@ export class LcmScheduler implements DiffusionScheduler {
     // Multistep LCM re-noises the estimate to the next timestep with fresh noise.
     const a = Math.sqrt(alphaPrev);
     const b = Math.sqrt(1 - alphaPrev);
-    const prevSample = new Float32Array(sample.length);
+    const prevSample = out?.prevSample ?? new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) prevSample[i] = a * denoised[i]! + b * rng.nextGaussian();
     return { prevSample, denoised };
   }
@@ -227,23 +245,31 @@ export class EulerDiscreteScheduler implements DiffusionScheduler {
     throw new Error(`unsupported timestep_spacing '${spacing}'`);
   }
 
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+  scaleModelInput(sample: Float32Array, stepIndex: number, into?: Float32Array): Float32Array {
     checkStepIndex(stepIndex, this.timesteps.length);
+    if (into && into.length !== sample.length) throw new RangeError('scaleModelInput: output buffer size differs');
     const scale = 1 / Math.sqrt(this.sigmas[stepIndex]! ** 2 + 1);
-    const out = new Float32Array(sample.length);
+    const out = into ?? new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) out[i] = sample[i]! * scale;
     return out;
   }
 
-  step(modelOutput: Float32Array, stepIndex: number, sample: Float32Array): StepResult {
+  step(
+    modelOutput: Float32Array,
+    stepIndex: number,
+    sample: Float32Array,
+    _rng?: GaussianSource,
+    out?: StepResult,
+  ): StepResult {
     checkStep(stepIndex, this.timesteps.length, modelOutput, sample);
+    checkOut(out, sample);
     // sigmas has one entry more than timesteps, so stepIndex + 1 is in range too.
     const sigma = this.sigmas[stepIndex]!;
     const dt = this.sigmas[stepIndex + 1]! - sigma;
     const vScale = -sigma / Math.sqrt(sigma ** 2 + 1);
     const vSkip = 1 / (sigma ** 2 + 1);
-    const denoised = new Float32Array(sample.length);
-    const prevSample = new Float32Array(sample.length);
+    const denoised = out?.denoised ?? new Float32Array(sample.length);
+    const prevSample = out?.prevSample ?? new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
       const x = sample[i]!;
       const m = modelOutput[i]!;
@@ -281,6 +307,17 @@ function checkStep(stepIndex: number, steps: number, modelOutput: Float32Array, 
   checkStepIndex(stepIndex, steps);
   if (modelOutput.length !== sample.length) {
     throw new RangeError(`model output has ${modelOutput.length} values for a sample of ${sample.length}`);
+  }
+}
+
+/** Reusable result buffers must match the sample, and the estimate cannot share the sample's memory. */
+function checkOut(out: StepResult | undefined, sample: Float32Array): void {
+  if (!out) return;
+  if (out.prevSample.length !== sample.length || out.denoised.length !== sample.length) {
+    throw new RangeError('step: output buffers differ in size from the sample');
+  }
+  if (out.denoised === sample || out.denoised === out.prevSample) {
+    throw new RangeError('step: denoised must be its own buffer');
   }
 }
 
