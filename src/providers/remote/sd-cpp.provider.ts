@@ -29,6 +29,14 @@ export class SdCppProvider extends RemoteProvider {
     return 'image-generation';
   }
 
+  /**
+   * sd-server reports its checkpoint as the model file's name without the extension
+   * (`sd-v1-5-pruned-emaonly`); a config naming the file (`….safetensors`) means the same model.
+   */
+  protected override sameUpstream(a: string, b: string): boolean {
+    return withoutWeightsExtension(a) === withoutWeightsExtension(b);
+  }
+
   protected async probe(signal: AbortSignal): Promise<ProbeSnapshot> {
     const answer = await this.probeGet('/sdapi/v1/options', signal, (s) => s === 200);
     const options = parseJson(answer.text);
@@ -95,4 +103,8 @@ function seedFromInfo(info: string | undefined): number | null {
   if (typeof info !== 'string') return null;
   const parsed = parseJson(info);
   return isRecord(parsed) && typeof parsed.seed === 'number' ? parsed.seed : null;
+}
+
+function withoutWeightsExtension(name: string): string {
+  return name.replace(/\.(safetensors|ckpt|gguf|pt|pth|bin)$/i, '');
 }

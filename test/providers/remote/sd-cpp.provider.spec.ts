@@ -28,6 +28,19 @@ describe('SdCppProvider against the A1111-style fake', () => {
     expect(provider.capabilities).toMatchObject({ canObserveLoadState: false, canUnload: false });
   });
 
+  it('takes a configured upstream naming the weights file as the checkpoint the server reports, not a second model', async () => {
+    const named = new SdCppProvider(
+      remoteBackend('sd-cpp', fake.url, { models: [{ id: 'turbo', upstreamName: 'sd-turbo.safetensors' }] }),
+      new SystemClock(),
+    );
+    try {
+      await named.init();
+      expect(named.descriptors().map((d) => d.id)).toEqual(['turbo']);
+    } finally {
+      await named.dispose();
+    }
+  });
+
   it('refuses unload with unload_unsupported (409)', async () => {
     await expect(provider.unload('sd-turbo')).rejects.toBeInstanceOf(UnloadUnsupportedError);
     await expect(provider.unload('sd-turbo')).rejects.toMatchObject({
