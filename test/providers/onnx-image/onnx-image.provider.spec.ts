@@ -285,6 +285,35 @@ describe('OnnxImageProvider', () => {
         expect(timings.secondsPerUnetStep).toBeCloseTo(timings.unetSeconds / 6, 9);
       });
 
+      it("starts the next request's denoising before the previous request's PNG is encoded, same bytes", async () => {
+        const alone = await Promise.all(
+          [7, 8].map(async (seed) => provider.generateImages('tiny-lcm', req({ seed, steps: 2 }), signal())),
+        );
+        // Ordering, not timing: every session.run and every PNG assembled (the step after deflate on the
+        // thread pool) is logged when it is called. One 2-step LCM image is 4 runs: text, 2 × UNet, VAE.
+        const events: string[] = [];
+        jest.spyOn(sessionProto, 'run').mockImplementation(function (this: Session, ...args: RunArgs) {
+          events.push('run');
+          return realRun.apply(this, args);
+        });
+        const realConcat = Buffer.concat.bind(Buffer);
+        jest.spyOn(Buffer, 'concat').mockImplementation((list, total) => {
+          if (list[0]?.[0] === 0x89 && list[0][1] === 0x50) events.push('png');
+          return realConcat(list, total);
+        });
+        const both = await Promise.all(
+          [7, 8].map(async (seed) => provider.generateImages('tiny-lcm', req({ seed, steps: 2 }), signal())),
+        );
+        expect(events.filter((e) => e === 'run')).toHaveLength(8);
+        const firstPng = events.indexOf('png');
+        const secondRequestStarts = events.findIndex(
+          (_, i) => events.slice(0, i + 1).filter((e) => e === 'run').length === 5,
+        );
+        expect(secondRequestStarts).toBeGreaterThan(-1);
+        expect(firstPng).toBeGreaterThan(secondRequestStarts);
+        expect(both.map((r) => r.data[0]!.b64_json)).toEqual(alone.map((r) => r.data[0]!.b64_json));
+      });
+
       it('Euler model: 20 default steps with classifier-free guidance batched, negative_prompt matters', async () => {
         const eulerReq = { model: 'tiny-euler', prompt: 'a photo of a cat', seed: 5, size: '64x48' };
         const { response, timings } = await provider.generateWithTimings('tiny-euler', eulerReq, signal());
