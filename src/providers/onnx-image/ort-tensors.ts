@@ -46,3 +46,11 @@ export function readFloats(tensor: OrtTensor): Float32Array {
   if (tensor.type === 'float16' && data instanceof Uint16Array) return Float32Array.from(data, fromHalf);
   throw new Error(`expected a float tensor, got ${tensor.type}`);
 }
+
+/** a then b in one array (a CFG batch: unconditional half, then conditional). */
+export function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { ClipTokenizer } from './clip-tokenizer.js';
 import {
+  concat,
   floatTensor,
   intTensor,
   isIntType,
@@ -117,13 +118,6 @@ export interface RenderedImages {
 }
 
 export type { EncodedImages };
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
 
 /** last_hidden_state of one prompt: [1, seq, hidden]. */
 interface EncodedText {
