@@ -23,7 +23,8 @@ export function upstreamMessage(status: number, text: string): string {
   if (isRecord(json)) {
     const err = json.error;
     if (isRecord(err) && typeof err.message === 'string') message = err.message;
-    else if (typeof err === 'string') message = err;
+    // sd-server: {"error": "server_error", "message": "…"}: the code alone says nothing.
+    else if (typeof err === 'string') message = typeof json.message === 'string' ? `${err}: ${json.message}` : err;
     else if (typeof json.message === 'string') message = json.message;
     else if (typeof json.detail === 'string') message = json.detail;
     else if (json.detail !== undefined) message = JSON.stringify(json.detail);
