@@ -5,6 +5,7 @@
  */
 import { ProbeService } from '../../src/models/probe.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { waitFor } from '../support/wait-for.js';
 import { type Peer, type PeerModels, peerModels, startLlamaServer, until } from './support/llama-server-peer.js';
 
 // Probes only when a test asks; a generous probe timeout, so a busy 2-core machine never turns a slow answer
@@ -27,8 +28,16 @@ async function app(peer: Peer, backend: Record<string, unknown> = {}): Promise<R
     backends: [{ name: 'peer', type: 'llama-server', url: peer.url, ...NO_BACKGROUND_PROBES, ...backend }],
   });
   apps.push(running);
-  // What the background observer does on its first round: learn the server's catalog and mode.
-  await running.app.get(ProbeService).probeNow('peer');
+  // What the background observer does on its first rounds: learn the server's catalog and mode. On a
+  // machine so busy that a probe misses its deadline, the observer simply probes again, and so does this.
+  await waitFor(
+    async () => {
+      await running.app.get(ProbeService).probeNow('peer');
+      return (await getJson(`${running.url}/health`)).body.backends.peer.readiness !== 'initializing';
+    },
+    'a first observation of the peer',
+    { timeoutMs: 120_000 },
+  );
   return running;
 }
 
