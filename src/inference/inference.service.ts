@@ -104,7 +104,13 @@ export class InferenceService implements OnModuleDestroy {
   }
 
   generateImages(req: ImageGenerationRequest, signal: AbortSignal): Promise<ImageGenerationResponse> {
-    return this.run(req.model, 'generateImages', signal, (m) => m.provider.generateImages(m.id, req, signal));
+    return this.run(
+      req.model,
+      'generateImages',
+      signal,
+      (m) => m.provider.generateImages(m.id, req, signal),
+      (m) => m.provider.checkImageRequest?.(m.id, req),
+    );
   }
 
   chatCompletionStream(req: ChatCompletionRequest, signal: AbortSignal): Promise<LeasedStream<ChatCompletionChunk>> {
@@ -122,10 +128,13 @@ export class InferenceService implements OnModuleDestroy {
     operation: Operation,
     signal: AbortSignal,
     call: (model: Admitted) => Promise<T>,
+    beforeLoad?: (model: Admitted) => unknown,
   ): Promise<T> {
     const startedMs = this.clock.nowMs();
     const model = await this.admitWithEvidence(modelId, operation);
     return measured(this.deps(), { model: model.id, operation }, startedMs, signal, async () => {
+      // A request the provider can refuse without the model never loads it (nor evicts another for it).
+      beforeLoad?.(model);
       const lease = await this.lifecycle.acquire(model.id, signal);
       try {
         return await call(model);

@@ -150,4 +150,9 @@ export interface ModelProvider {
   completionStream?(modelId: string, req: CompletionRequest, signal: AbortSignal): AsyncIterable<CompletionChunk>;
   embeddings?(modelId: string, req: EmbeddingsRequest, signal: AbortSignal): Promise<EmbeddingsResponse>;
   generateImages?(modelId: string, req: ImageGenerationRequest, signal: AbortSignal): Promise<ImageGenerationResponse>;
+  /**
+   * Refuses (throws the AppError) an image request that can be judged without the model in memory;
+   * called before the model is loaded, so a request that would be refused never loads or evicts anything.
+   */
+  checkImageRequest?(modelId: string, req: ImageGenerationRequest): unknown;
 }

@@ -4,7 +4,7 @@
  * pixels × steps × n is capped by limits.image_max_work.
  */
 import { ensureImageTestModels, TINY_LCM_DIR } from '../support/image-test-models.js';
-import { postJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 
 describe('image requests are bounded', () => {
   let running: RunningApp;
@@ -19,6 +19,15 @@ describe('image requests are bounded', () => {
 
   const generate = (body: Record<string, unknown>) =>
     postJson(`${running.url}/v1/images/generations`, { model: 'tiny-lcm', prompt: 'a fox', ...body });
+
+  it('a request over the bounds for a model not in memory is refused without loading it', async () => {
+    const res = await generate({ size: '512x512', steps: 4 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('validation_failed');
+    const models = (await getJson(`${running.url}/api/models`)).body.models as { id: string; state: string }[];
+    expect(models.find((m) => m.id === 'tiny-lcm')?.state).toBe('unloaded');
+    expect((await getJson(`${running.url}/api/models/loaded`)).body.loaded).toEqual([]);
+  });
 
   it('past the queue bound requests are refused 503 model_overloaded with Retry-After; the others succeed', async () => {
     const results = await Promise.all(

@@ -5,6 +5,7 @@
  */
 import type { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
+import { abandonOnAbort, abortError } from '../../common/abortable.js';
 import type { Clock } from '../../common/clock.js';
 import { AppError, InferenceFailedError, ModelNotFoundError, ModelOverloadedError } from '../../common/errors.js';
 import type { ModelConfig } from '../../config/app-config.js';
@@ -13,7 +14,7 @@ import type { SamplingParams } from '../openai-types.js';
 import { Channel, generate, type GenerationEvent, type GenerationResult, type PreparedPrompt } from './generation.js';
 import type { LlamaRuntime } from './llama-runtime.js';
 import { errorText, estimateBytes, handleMemory, type LlamaHandle, loadHandle, releaseHandle } from './model-loader.js';
-import { abortError, QueueFullError, QueueWaitExceededError, RequestQueue } from './request-queue.js';
+import { QueueFullError, QueueWaitExceededError, RequestQueue } from './request-queue.js';
 import { type GenerationExtras, generationOptions } from './sampling.js';
 import type { PooledSequence } from './sequence-pool.js';
 
@@ -108,7 +109,7 @@ export class ModelSlots {
         },
       );
     }
-    return signal ? abortable(slot.loading, signal) : slot.loading;
+    return signal ? abandonOnAbort(slot.loading, signal) : slot.loading;
   }
 
   /**
@@ -121,7 +122,7 @@ export class ModelSlots {
     if (signal.aborted) throw abortError(signal);
     if (slot.unloading) await slot.unloading;
     if (slot.handle) return slot.handle;
-    if (slot.loading) return abortable(slot.loading, signal);
+    if (slot.loading) return abandonOnAbort(slot.loading, signal);
     throw new InferenceFailedError(slot.config.id, 'the model is not loaded (a request never loads it: load it first)');
   }
 
@@ -282,22 +283,4 @@ export class ModelSlots {
     }
     return { wasLoaded: true, expectedFreedBytes: mem.ram + mem.vram };
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: Error) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }

@@ -5,6 +5,8 @@
  * waited `maxWaitMs` leaves with QueueWaitExceededError, and a failed task never blocks the next. First-come order is what keeps a burst of long generations from starving a short one
  * that arrived before them: nobody overtakes a waiter.
  */
+import { abortError } from '../../common/abortable.js';
+
 export class QueueFullError extends Error {
   constructor(readonly capacity: number) {
     super(`request queue is full (${capacity} waiting)`);
@@ -21,13 +23,6 @@ export class QueueWaitExceededError extends Error {
 
 /** How the queue waits: the injected Clock's delay, so tests move time instead of sleeping. */
 export type Delay = (ms: number, signal: AbortSignal) => Promise<void>;
-
-/** The abort reason as an Error (AbortSignal.reason may be any value). */
-export function abortError(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  return new Error(typeof reason === 'string' ? reason : 'aborted');
-}
 
 export class RequestQueue {
   private running = 0;

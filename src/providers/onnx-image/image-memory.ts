@@ -128,3 +128,50 @@ export function checkImageMemory(
     },
   ]);
 }
+
+/** What a loaded image model holds: the shape its activations follow and its own bytes. */
+export interface ImageModelMemory {
+  shape: ImageMemoryShape;
+  modelBytes: number;
+}
+
+/**
+ * checkImageMemory against the memory budget, or against this machine's memory when there is none
+ * (`budgetBytes` 0): an SD 2048² request would otherwise meet the OOM killer instead of a 400.
+ */
+export function checkImageMemoryWithin(
+  req: { width: number; height: number; n: number },
+  model: ImageModelMemory,
+  budgetBytes: number,
+  vaeScaleFactor?: number,
+): void {
+  const budgeted = budgetBytes > 0;
+  checkImageMemory(req, {
+    ...model,
+    budgetBytes: budgeted ? budgetBytes : machineMemoryBytes(),
+    budgetName: budgeted
+      ? 'the memory budget (eviction.memory_budget_mb)'
+      : "this machine's memory (set eviction.memory_budget_mb to choose)",
+    vaeScaleFactor,
+  });
+}
+
+/** Whether `req` passes checkImageMemoryWithin. */
+export function fitsImageMemory(
+  req: { width: number; height: number; n: number },
+  model: ImageModelMemory,
+  budgetBytes: number,
+  vaeScaleFactor?: number,
+): boolean {
+  try {
+    checkImageMemoryWithin(req, model, budgetBytes, vaeScaleFactor);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** RGB frames plus, at worst, PNGs of the same size: what a finished turn holds until its images are encoded. */
+export function frameBytes(req: { width: number; height: number; n: number }): number {
+  return req.n * req.width * req.height * 3 * 2;
+}

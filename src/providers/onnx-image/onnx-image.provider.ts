@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { abandonOnAbort } from '../../common/abortable.js';
 import {
   AppError,
   InferenceFailedError,
@@ -21,8 +22,20 @@ import {
 } from '../model-provider.js';
 import { availableCores } from '../llama-cpp/llama-runtime.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
-import { checkImageMemory, machineMemoryBytes, readImageMemoryShape, type ImageMemoryShape } from './image-memory.js';
-import { checkImageWork, parseImageRequest, resolveGenerationParams } from './image-request.js';
+import {
+  checkImageMemoryWithin,
+  fitsImageMemory,
+  frameBytes,
+  type ImageMemoryShape,
+  type ImageModelMemory,
+  readImageMemoryShape,
+} from './image-memory.js';
+import {
+  checkImageWork,
+  type ParsedImageRequest,
+  parseImageRequest,
+  resolveGenerationParams,
+} from './image-request.js';
 import type { Ort, OrtSession } from './ort-tensors.js';
 import { pipelineFileBytes } from './pipeline-files.js';
 import { emptyTimings, releaseSession, type ImageGenerationTimings } from './pipeline.js';
@@ -199,6 +212,25 @@ export class OnnxImageProvider implements ModelProvider {
     return (await this.generateWithTimings(modelId, req, signal)).response;
   }
 
+  /**
+   * Everything that can be judged without the model in memory: the fields, the work and memory bounds
+   * (for a stated size) and the queue bound. The inference service asks before the lifecycle loads the
+   * model, so a request that would be refused never loads it, nor evicts another model to make room.
+   */
+  checkImageRequest(modelId: string, req: ImageGenerationRequest): ParsedImageRequest {
+    const slot = this.slot(modelId);
+    const parsed = parseImageRequest(req);
+    if (parsed.size) {
+      checkImageWork({ ...parsed.size, steps: parsed.steps, n: parsed.n }, this.maxWork);
+      const memory = this.memoryOf(slot);
+      if (memory) checkImageMemoryWithin({ ...parsed.size, n: parsed.n }, memory, this.memoryBudgetBytes);
+    }
+    // Like chat: past the queue bound, refuse at once instead of holding the connection for minutes.
+    // queue.size counts the running request too: this one would wait behind all of them.
+    if (slot.queue.size > this.maxQueued) throw new ModelOverloadedError(modelId, slot.queue.size - 1);
+    return parsed;
+  }
+
   /** generateImages plus where the time went (for benchmarks and logs). */
   async generateWithTimings(
     modelId: string,
@@ -207,15 +239,7 @@ export class OnnxImageProvider implements ModelProvider {
   ): Promise<ImageGenerationResult> {
     const started = performance.now();
     const slot = this.slot(modelId);
-    // Bad requests are refused before anything is loaded.
-    const parsed = parseImageRequest(req);
-    if (parsed.size) {
-      checkImageWork({ ...parsed.size, steps: parsed.steps, n: parsed.n }, this.maxWork);
-      this.checkMemory(slot, { ...parsed.size, n: parsed.n }, null);
-    }
-    // Like chat: past the queue bound, refuse at once instead of holding the connection for minutes.
-    // queue.size counts the running request too: this one would wait behind all of them.
-    if (slot.queue.size > this.maxQueued) throw new ModelOverloadedError(modelId, slot.queue.size - 1);
+    const parsed = this.checkImageRequest(modelId, req);
     const seed = parsed.seed ?? randomInt(0, 2 ** 32);
     const timings = emptyTimings();
     const enqueued = performance.now();
@@ -230,9 +254,16 @@ export class OnnxImageProvider implements ModelProvider {
       }
       const params = resolveGenerationParams(parsed, pipeline.info, seed);
       checkImageWork(params, this.maxWork);
-      this.checkMemory(slot, params, pipeline.info.vaeScaleFactor);
+      const vae = pipeline.info.vaeScaleFactor;
+      const memory = this.memoryOf(slot);
+      if (memory) checkImageMemoryWithin(params, memory, this.memoryBudgetBytes, vae);
       // The frames of earlier turns still encoding count too; when both would not fit, wait for them.
-      if (slot.encodingBytes > 0 && !this.fitsMemory(slot, params, pipeline.info.vaeScaleFactor)) {
+      const withEncoding = this.memoryOf(slot, slot.encodingBytes);
+      if (
+        slot.encodingBytes > 0 &&
+        withEncoding &&
+        !fitsImageMemory(params, withEncoding, this.memoryBudgetBytes, vae)
+      ) {
         await Promise.allSettled(slot.encoding);
       }
       try {
@@ -283,35 +314,11 @@ export class OnnxImageProvider implements ModelProvider {
     return new InferenceFailedError(modelId, errorText(err));
   }
 
-  /** Whether this request fits next to the model and the frames of earlier requests still encoding. */
-  private fitsMemory(slot: ModelSlot, req: { width: number; height: number; n: number }, vae: number): boolean {
-    try {
-      this.checkMemory(slot, req, vae, slot.encodingBytes);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Refuses a request that would not fit the memory budget next to this model (before it loads or runs). */
-  private checkMemory(
-    slot: ModelSlot,
-    req: { width: number; height: number; n: number },
-    vaeScaleFactor: number | null,
-    heldBytes = 0,
-  ): void {
-    if (!slot.path) return;
+  /** What the memory check needs of this model (read once from its folder); null without a folder. */
+  private memoryOf(slot: ModelSlot, heldBytes = 0): ImageModelMemory | null {
+    if (!slot.path) return null;
     slot.memoryShape ??= readImageMemoryShape(slot.path);
-    const budgeted = this.memoryBudgetBytes > 0;
-    checkImageMemory(req, {
-      shape: slot.memoryShape,
-      modelBytes: (slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0) + heldBytes,
-      budgetBytes: budgeted ? this.memoryBudgetBytes : machineMemoryBytes(),
-      budgetName: budgeted
-        ? 'the memory budget (eviction.memory_budget_mb)'
-        : "this machine's memory (set eviction.memory_budget_mb to choose)",
-      vaeScaleFactor: vaeScaleFactor ?? undefined,
-    });
+    return { shape: slot.memoryShape, modelBytes: (slot.sizeBytes ?? pipelineFileBytes(slot.path) ?? 0) + heldBytes };
   }
 
   private slot(modelId: string): ModelSlot {
@@ -391,29 +398,4 @@ export class OnnxImageProvider implements ModelProvider {
       throw new ModelLoadFailedError(id, errorText(err));
     }
   }
-}
-
-/** RGB frames plus, at worst, PNGs of the same size: what a finished turn holds until its images are encoded. */
-function frameBytes(req: { width: number; height: number; n: number }): number {
-  return req.n * req.width * req.height * 3 * 2;
-}
-
-/** Waits for a shared promise but lets one caller stop waiting without cancelling it for the others. */
-function abandonOnAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  signal.throwIfAborted();
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolvePromise(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }
