@@ -13,7 +13,7 @@ import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
 import { runFuzz } from '../support/fuzz.js';
 import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { startBenchApp } from './app-runner.js';
-import { fixed, median, percentile, table } from './bench-util.js';
+import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
 
 const CONNECTIONS = 50;
 const ROUND_MS = 1000;
@@ -94,17 +94,8 @@ async function pingDuringImages(path: string, threads: number | null): Promise<L
       },
     ],
   });
-  const pings: number[] = [];
-  let done = false;
+  const liveness = pingLiveness(app.url);
   try {
-    const pinger = (async () => {
-      while (!done) {
-        const t = performance.now();
-        await (await fetch(`${app.url}/health/live`)).text();
-        pings.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
     const started = performance.now();
     await Promise.all(
       [1, 2].map((seed) =>
@@ -116,16 +107,15 @@ async function pingDuringImages(path: string, threads: number | null): Promise<L
       ),
     );
     const seconds = (performance.now() - started) / 1000;
-    done = true;
-    await pinger;
+    const pings = await liveness.stop();
     // Where the pipeline really ran: the built bench has the worker file, so this must say 'worker'.
     const loaded = (await (await fetch(`${app.url}/api/models/loaded`)).json()) as {
       loaded: { name: string; details: { thread?: string } }[];
     };
     const thread = loaded.loaded.find((m) => m.name === 'img')?.details.thread ?? 'unknown';
-    return { seconds, pings: pings.sort((a, b) => a - b), thread };
+    return { seconds, pings, thread };
   } finally {
-    done = true;
+    await liveness.stop();
     await app.close();
   }
 }

@@ -16,7 +16,7 @@ import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.pro
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/demo/tiny-image-pipeline.js';
 import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { startBenchApp } from './app-runner.js';
-import { fixed, median, percentile, table } from './bench-util.js';
+import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
 
 const PIPELINES: { name: string; opts: TinyPipelineOptions }[] = [
   { name: 'tiny (test) LCM, 8 ch', opts: { scheduler: 'lcm' } },
@@ -140,18 +140,10 @@ async function livenessDuringImages(path: string): Promise<string> {
   const app = await startBenchApp({
     backends: [{ name: 'img', type: 'onnx-image', models: [{ id: 'img', path, preload: true }] }],
   });
-  const pings: number[] = [];
-  let done = false;
+  let pings: number[] = [];
   let seconds = 0;
+  const liveness = pingLiveness(app.url);
   try {
-    const pinger = (async () => {
-      while (!done) {
-        const t = performance.now();
-        await (await fetch(`${app.url}/health/live`)).text();
-        pings.push(performance.now() - t);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
     const started = performance.now();
     for (let round = 0; round < ROUNDS; round++) {
       await Promise.all(
@@ -167,13 +159,10 @@ async function livenessDuringImages(path: string): Promise<string> {
       );
     }
     seconds = (performance.now() - started) / 1000;
-    done = true;
-    await pinger;
   } finally {
-    done = true;
+    pings = await liveness.stop();
     await app.close();
   }
-  pings.sort((a, b) => a - b);
   return (
     `### /health/live while two 512² images generate (SD-width LCM, ${STEPS} steps, ${ROUNDS} rounds of 2, ` +
     `ping every 10 ms)\n\n` +
