@@ -15,7 +15,7 @@ import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/demo/tiny-image-pipeline.js';
 import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
-import { startBenchApp } from './app-runner.js';
+import { startModelplane } from './app-runner.js';
 import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
 
 const PIPELINES: { name: string; opts: TinyPipelineOptions }[] = [
@@ -134,10 +134,11 @@ async function sequentialVsConcurrent(provider: OnnxImageProvider): Promise<stri
   );
 }
 
-/** GET /health/live every 10 ms while two clients each generate 512² images through the real app. */
+/** GET /health/live every 10 ms while two clients each generate 512² images through the real app, run as its own process. */
 async function livenessDuringImages(path: string): Promise<string> {
   const ROUNDS = 5;
-  const app = await startBenchApp({
+  // Its own process: the 700 KB JSON answers this client reads must not run on the server's event loop.
+  const app = await startModelplane({
     backends: [{ name: 'img', type: 'onnx-image', models: [{ id: 'img', path, preload: true }] }],
   });
   let pings: number[] = [];
@@ -161,7 +162,7 @@ async function livenessDuringImages(path: string): Promise<string> {
     seconds = (performance.now() - started) / 1000;
   } finally {
     pings = await liveness.stop();
-    await app.close();
+    await app.stop();
   }
   return (
     `### /health/live while two 512² images generate (SD-width LCM, ${STEPS} steps, ${ROUNDS} rounds of 2, ` +

@@ -6,17 +6,14 @@
  * Same generated GGUF, thread count,
  * context per sequence and prompts on every side, interleaved in one run.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
 import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js';
 import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
+import { type ServerProcess, spawnServer, startModelplane } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';
 
 const MAX_TOKENS = 128;
@@ -142,53 +139,6 @@ async function multiTurn(url: string, model: string): Promise<number[]> {
   return ttft;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-interface ServerProcess {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** Spawns a server on a free loopback port and waits until `healthPath` answers 200 (both sides alike). */
-async function spawnServer(
-  what: string,
-  command: string,
-  args: (port: number) => string[],
-  healthPath: string,
-): Promise<ServerProcess> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(command, args(port), { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}${healthPath}`)).ok) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`${what} did not become healthy in 120 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
 function startLlamaServer(bin: string, modelPath: string, threads: number): Promise<ServerProcess> {
   return spawnServer(
     'llama-server',
@@ -199,26 +149,6 @@ function startLlamaServer(bin: string, modelPath: string, threads: number): Prom
       ...['-t', String(threads), '-tb', String(threads)],
     ],
     '/health',
-  );
-}
-
-/**
- * modelplane as people run it: its own process (the compiled main next to this bench), so its event
- * loop serves only the server side, as llama-server's threads do, and the client's stream parsing in
- * this process weighs on both sides alike.
- */
-function startModelplane(config: Record<string, unknown>): Promise<ServerProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'mp-bench-'));
-  const file = join(dir, 'modelplane.yaml');
-  const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
-  return spawnServer(
-    'modelplane',
-    process.execPath,
-    (port) => {
-      writeFileSync(file, stringify({ log_level: 'error', server: { host: '127.0.0.1', port }, ...config }));
-      return [main, '--config', file];
-    },
-    '/health/ready',
   );
 }
 
