@@ -16,11 +16,4 @@ export type BackendKind = (typeof BACKEND_KINDS)[number];
 /** Kinds whose models run inside this process (native handles, no URL). */
 export const IN_PROCESS_KINDS: readonly BackendKind[] = ['llama-cpp', 'onnx-image'];
 /** Kinds reached over HTTP at `url`. */
-export const REMOTE_KINDS: readonly BackendKind[] = [
-  'llama-server',
-  'ollama',
-  'openai',
-  'rknn-sd',
-  'sd-cpp',
-  'modelplane',
-];
+export const REMOTE_KINDS: readonly BackendKind[] = BACKEND_KINDS.filter((k) => !IN_PROCESS_KINDS.includes(k));

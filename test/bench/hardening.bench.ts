@@ -11,7 +11,7 @@ import { Pool } from 'undici';
 import { writeTinyPipeline } from '../../src/demo/tiny-image-pipeline.js';
 import { startFakeOpenAi } from '../support/fakes/openai.fake.js';
 import { runFuzz } from '../support/fuzz.js';
-import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
+import { availableCores } from '../../src/common/machine.js';
 import { startBenchApp } from './app-runner.js';
 import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
 

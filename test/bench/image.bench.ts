@@ -14,7 +14,7 @@ import { backendConfig, modelConfig } from '../../src/config/config-defaults.js'
 import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/demo/tiny-image-pipeline.js';
-import { availableCores } from '../../src/providers/llama-cpp/llama-runtime.js';
+import { availableCores } from '../../src/common/machine.js';
 import { startModelplane } from './app-runner.js';
 import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
 

@@ -4,8 +4,7 @@
  * backends share this one, created lazily on first use.
  */
 import { Logger } from '@nestjs/common';
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableCores } from '../../common/machine.js';
 import type { Llama, LlamaLogLevel } from 'node-llama-cpp';
 
 export interface LlamaRuntimeOptions {
@@ -16,41 +15,6 @@ export interface LlamaRuntimeOptions {
   gpu?: 'auto' | false;
   /** Threads per evaluation. null/undefined → `defaultLlamaThreads()`. */
   threads?: number | null;
-}
-
-/**
- * CPUs this process may really use: the smaller of what the scheduler allows
- * (`availableParallelism`, which honours affinity masks) and the cgroup CPU quota (containers,
- * Kubernetes limits), which Node does not look at.
- */
-export function availableCores(): number {
-  let cores = availableParallelism();
-  const quota = cgroupCpuQuota();
-  if (quota !== null) cores = Math.min(cores, Math.max(1, Math.floor(quota)));
-  return Math.max(1, cores);
-}
-
-/** cgroup v2 `cpu.max` ("quota period" or "max period"), else cgroup v1 cfs files; null when unlimited or absent. */
-export function cgroupCpuQuota(): number | null {
-  const v2 = readText('/sys/fs/cgroup/cpu.max');
-  if (v2 !== null) {
-    const [quota, period] = v2.trim().split(/\s+/);
-    if (quota === 'max') return null;
-    const q = Number(quota);
-    const p = Number(period);
-    return q > 0 && p > 0 ? q / p : null;
-  }
-  const q = Number(readText('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'));
-  const p = Number(readText('/sys/fs/cgroup/cpu/cpu.cfs_period_us'));
-  return q > 0 && p > 0 ? q / p : null;
-}
-
-function readText(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /**

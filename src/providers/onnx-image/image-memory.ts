@@ -6,7 +6,7 @@
  * images but not with steps.
  */
 import { readFileSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { machineMemoryBytes } from '../../common/machine.js';
 import { join } from 'node:path';
 import { ValidationFailedError } from '../../common/errors.js';
 
@@ -26,21 +26,6 @@ const F32 = 4;
 const LIVE_VAE_MAPS = 4;
 /** Conditional and unconditional halves of classifier-free guidance run as one batch. */
 const CFG_BATCH = 2;
-
-/** Physical memory, or the cgroup (container) limit when lower: what the process can have before the OOM killer. */
-export function machineMemoryBytes(): number {
-  let bytes = totalmem();
-  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
-    try {
-      const limit = Number(readFileSync(file, 'utf8').trim());
-      // "max" (v2) is NaN; v1 writes a huge number for "no limit".
-      if (Number.isFinite(limit) && limit > 0) bytes = Math.min(bytes, limit);
-    } catch {
-      // No such cgroup file: not in a container, or the other cgroup version.
-    }
-  }
-  return bytes;
-}
 
 function readJson(path: string): Record<string, unknown> | null {
   try {

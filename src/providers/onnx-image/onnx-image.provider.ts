@@ -20,7 +20,7 @@ import {
   type ObservedModel,
   type UnloadResult,
 } from '../model-provider.js';
-import { availableCores } from '../llama-cpp/llama-runtime.js';
+import { availableCores } from '../../common/machine.js';
 import type { ImageGenerationRequest, ImageGenerationResponse } from '../openai-types.js';
 import {
   checkImageMemoryWithin,

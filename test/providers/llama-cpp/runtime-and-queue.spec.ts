@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { availableCores, defaultLlamaThreads, LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
+import { availableCores } from '../../../src/common/machine.js';
+import { defaultLlamaThreads, LlamaRuntime } from '../../../src/providers/llama-cpp/llama-runtime.js';
 import {
   QueueFullError,
   QueueWaitExceededError,

@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ValidationFailedError } from '../../../src/common/errors.js';
+import { machineMemoryBytes } from '../../../src/common/machine.js';
 import {
   checkImageMemory,
   imageRequestBytes,
-  machineMemoryBytes,
   readImageMemoryShape,
 } from '../../../src/providers/onnx-image/image-memory.js';
 
