@@ -44,3 +44,63 @@ export function pingLiveness(url: string): { stop(): Promise<number[]> } {
     },
   };
 }
+
+export interface StreamSample {
+  text: string;
+  tokens: number;
+  totalMs: number;
+  firstTokenMs: number;
+}
+
+/**
+ * Streams one OpenAI-style request (chat or text completions) and times it; tokens are counted from usage
+ * when sent, else one per content chunk.
+ */
+export async function streamCompletion(
+  url: string,
+  path: string,
+  body: Record<string, unknown>,
+): Promise<StreamSample> {
+  const started = performance.now();
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+  });
+  if (!res.ok || !res.body) throw new Error(`${url}${path}: HTTP ${res.status} ${await res.text()}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let first: number | null = null;
+  let buffer = '';
+  let chunks = 0;
+  let text = '';
+  let usage: number | null = null;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let idx: number;
+    while ((idx = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, idx).trim();
+      buffer = buffer.slice(idx + 2);
+      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
+      const chunk = JSON.parse(event.slice(6)) as {
+        choices?: { delta?: { content?: string }; text?: string }[];
+        usage?: { completion_tokens: number } | null;
+      };
+      const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.text ?? '';
+      if (piece) {
+        text += piece;
+        chunks++;
+        first ??= performance.now();
+      }
+      if (chunk.usage) usage = chunk.usage.completion_tokens;
+    }
+  }
+  return {
+    text,
+    tokens: usage ?? chunks,
+    totalMs: performance.now() - started,
+    firstTokenMs: (first ?? started) - started,
+  };
+}

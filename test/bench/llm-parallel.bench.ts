@@ -14,7 +14,7 @@ import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js
 import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { type ServerProcess, spawnServer, startModelplane } from './app-runner.js';
-import { fixed, median, percentile, table } from './bench-util.js';
+import { fixed, median, percentile, streamCompletion, table } from './bench-util.js';
 
 const MAX_TOKENS = 128;
 const CONTEXT_PER_SEQUENCE = 1536;
@@ -23,62 +23,9 @@ const CLIENTS = [1, 4, 8];
 const ROUNDS = 3;
 const TURNS = 10;
 
-interface StreamSample {
-  text: string;
-  tokens: number;
-  totalMs: number;
-  firstTokenMs: number;
-}
-
 interface Round {
   tokensPerSecond: number;
   firstTokenMs: number[];
-}
-
-/** Streams one /v1/completions request; tokens are counted from usage when sent, else one per content chunk. */
-async function stream(url: string, path: string, body: Record<string, unknown>): Promise<StreamSample> {
-  const started = performance.now();
-  const res = await fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
-  });
-  if (!res.ok || !res.body) throw new Error(`${url}${path}: HTTP ${res.status} ${await res.text()}`);
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let first: number | null = null;
-  let buffer = '';
-  let chunks = 0;
-  let text = '';
-  let usage: number | null = null;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let idx: number;
-    while ((idx = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, idx).trim();
-      buffer = buffer.slice(idx + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const chunk = JSON.parse(event.slice(6)) as {
-        choices?: { delta?: { content?: string }; text?: string }[];
-        usage?: { completion_tokens: number } | null;
-      };
-      const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.text ?? '';
-      if (piece) {
-        text += piece;
-        chunks++;
-        first ??= performance.now();
-      }
-      if (chunk.usage) usage = chunk.usage.completion_tokens;
-    }
-  }
-  return {
-    text,
-    tokens: usage ?? chunks,
-    totalMs: performance.now() - started,
-    firstTokenMs: (first ?? started) - started,
-  };
 }
 
 const prompt = (client: number, round: number): string =>
@@ -95,7 +42,7 @@ async function concurrent(
   const started = performance.now();
   const samples = await Promise.all(
     Array.from({ length: clients }, (_, c) =>
-      stream(url, '/v1/completions', {
+      streamCompletion(url, '/v1/completions', {
         model,
         prompt: prompt(c, round),
         max_tokens: MAX_TOKENS,
@@ -123,7 +70,7 @@ async function multiTurn(url: string, model: string): Promise<number[]> {
   const ttft: number[] = [];
   for (let turn = 0; turn < TURNS; turn++) {
     for (const history of histories) {
-      const sample = await stream(url, '/v1/chat/completions', {
+      const sample = await streamCompletion(url, '/v1/chat/completions', {
         model,
         messages: history,
         max_tokens: 24,

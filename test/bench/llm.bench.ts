@@ -10,7 +10,7 @@ import { directGenerate } from '../../src/providers/llama-cpp/direct-generate.js
 import { BENCH, writeTinyLlamaGguf } from '../../src/demo/tiny-llama.js';
 import { LlamaRuntime } from '../../src/providers/llama-cpp/llama-runtime.js';
 import { startBenchApp } from './app-runner.js';
-import { fixed, median, table } from './bench-util.js';
+import { fixed, median, streamCompletion, table } from './bench-util.js';
 
 const MAX_TOKENS = 200;
 const RUNS = 9;
@@ -21,37 +21,8 @@ interface Sample {
   firstTokenMs: number;
 }
 
-async function httpStream(url: string, path: string, body: Record<string, unknown>): Promise<Sample> {
-  const started = performance.now();
-  const res = await fetch(`${url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...body, stream: true, temperature: 0, max_tokens: MAX_TOKENS }),
-  });
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let first: number | null = null;
-  let buffer = '';
-  let tokens = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let idx: number;
-    while ((idx = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, idx);
-      buffer = buffer.slice(idx + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const chunk = JSON.parse(event.slice(6)) as {
-        choices: { delta?: { content?: string }; text?: string }[];
-        usage?: { completion_tokens: number };
-      };
-      const piece = chunk.choices[0]?.delta?.content ?? chunk.choices[0]?.text ?? '';
-      if (piece && first === null) first = performance.now();
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
-    }
-  }
-  return { tokens, totalMs: performance.now() - started, firstTokenMs: (first ?? started) - started };
+function httpStream(url: string, path: string, body: Record<string, unknown>): Promise<Sample> {
+  return streamCompletion(url, path, { ...body, temperature: 0, max_tokens: MAX_TOKENS });
 }
 
 async function httpJson(url: string, path: string, body: Record<string, unknown>): Promise<Sample> {
