@@ -96,6 +96,9 @@ trap cleanup EXIT
 # Dockerfile's FROM so the Dockerfile builds unchanged with --pull=never. Cached by content: the
 # tag carries a hash of everything that goes into it.
 FROM_IMAGE=$(awk 'toupper($1) == "FROM" {print $2; exit}' docker/Dockerfile)
+# The supported Node major (.nvmrc), from the npm registry when this machine has another one.
+node_dir=$(bash scripts/ensure-node.sh) || cannot_run "no Node.js $(cat .nvmrc) to make the base from"
+PATH="$node_dir:$PATH"
 node_bin=$(command -v node)
 npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
 node_version=$(node --version)

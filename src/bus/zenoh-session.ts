@@ -38,7 +38,7 @@ const ZENOH_TS = '@eclipse-zenoh/zenoh-ts';
 export async function openZenohTsSession(locator: string): Promise<ZenohSession> {
   if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
     throw new ZenohUnavailableError(
-      'zenoh-ts needs a global WebSocket: start Node 20 with --experimental-websocket (Node >= 22 has it built in)',
+      'zenoh-ts needs a global WebSocket: use Node 24 (built in), or start an older Node with --experimental-websocket',
     );
   }
   let zenoh: ZenohTsModule;

@@ -44,7 +44,14 @@ export function readFloats(tensor: OrtTensor): Float32Array {
   if (tensor.type === 'float32' && data instanceof Float32Array) return data;
   if (tensor.type === 'float64' && data instanceof Float64Array) return Float32Array.from(data);
   if (tensor.type === 'float16' && data instanceof Uint16Array) return Float32Array.from(data, fromHalf);
+  // Where the runtime has Float16Array (Node >= 24), onnxruntime-node hands float16 outputs back as one.
+  if (tensor.type === 'float16' && isFloat16Array(data)) return Float32Array.from(data);
   throw new Error(`expected a float tensor, got ${tensor.type}`);
+}
+
+function isFloat16Array(data: unknown): data is ArrayLike<number> {
+  const ctor = (globalThis as { Float16Array?: abstract new (...args: never[]) => unknown }).Float16Array;
+  return ctor !== undefined && data instanceof ctor;
 }
 
 /** a then b in one array (a CFG batch: unconditional half, then conditional). */

@@ -77,7 +77,7 @@ class WorkerPipeline implements ImagePipeline {
     const host = new WorkerPipeline(worker, null as unknown as PipelineInfo);
     worker.on('message', (reply: WorkerReply) => host.settle(reply));
     // A crashed worker fails whatever it was doing; the next load starts a fresh one.
-    worker.on('error', (err) => host.failAll(err));
+    worker.on('error', (err: Error) => host.failAll(err));
     worker.on('exit', (code) => host.failAll(new Error(`image worker exited (code ${code})`)));
     try {
       host.info = (await host.call({ type: 'load', root, sessionOptions })) as PipelineInfo;
