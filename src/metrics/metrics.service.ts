@@ -111,6 +111,8 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     private readonly probes: ProbeService,
   ) {
     this.snapshotGauges();
+    // Process collectors start now, not at the first scrape, so their first sample covers the whole run.
+    processMetrics();
     // Every reason exists from the first scrape: rate() over a series that appears late misses its first step.
     for (const reason of EVICTION_REASONS) this.evictionsTotal.inc({ reason }, 0);
   }
@@ -217,7 +219,11 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
         },
       });
     };
-    perModel('modelplane_model_loaded', 'Model resident (1) or not (0).', (m) => (m.state === 'loaded' ? 1 : 0));
+    // No series for an `unknown` model: nobody observed it unloaded, and a 0 would read as "not loaded"
+    // on a dashboard or in an alert. modelplane_model_state{state="unknown"} says what is known.
+    perModel('modelplane_model_loaded', 'Model resident (1) or not (0); absent while the state is unknown.', (m) =>
+      m.state === 'unknown' ? null : m.state === 'loaded' ? 1 : 0,
+    );
     new Gauge({
       name: 'modelplane_model_state',
       help: 'Model state as every view shows it (1 for the current value); unknown = not observable or stale.',

@@ -99,6 +99,9 @@ describe('one truth: every view agrees, and reads never wait', () => {
     const metrics = await (await fetch(`${running.url}/metrics`)).text();
     expect(metrics).toMatch(/^modelplane_model_state\{model="ghost",state="unknown"\} 1$/m);
     expect(metrics).toMatch(/^modelplane_model_state\{model="ghost",state="unloaded"\} 0$/m);
+    // No modelplane_model_loaded series at all: a 0 would tell a dashboard or an alert "not loaded".
+    expect(v.metricLoaded.has('ghost')).toBe(false);
+    expect(metrics).not.toMatch(/^modelplane_model_loaded\{model="ghost"\}/m);
   });
 
   it('1: Ollama stops: loaded list, catalog, /health and /metrics all stop saying loaded at once', async () => {
@@ -114,7 +117,8 @@ describe('one truth: every view agrees, and reads never wait', () => {
     expect(v.loaded.has('llama3')).toBe(false);
     expect(v.catalog.get('llama3')).toBe('unknown');
     expect(v.health.get('llama3')).toBe('unknown');
-    expect(v.metricLoaded.get('llama3')).toBe(0);
+    expect(v.metricLoaded.has('llama3')).toBe(false);
+    expect(v.metricState.get('llama3')).toBe('unknown');
     const health = (await getJson(`${running.url}/health`)).body.models.llama3;
     expect(health.unloads_in_s).toBeNull();
 
