@@ -41,6 +41,25 @@ async function app(peer: Peer, backend: Record<string, unknown> = {}): Promise<R
   return running;
 }
 
+/**
+ * Restarts the single-model server on `port` until a probe of modelplane's sees it loading its model, and
+ * leaves it stopped (SIGSTOP) right there. A huge context makes each load last long enough (KV cache
+ * allocation) to be caught within a few tries.
+ */
+async function restartIntoLoading(running: RunningApp, port: number): Promise<Peer> {
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    const restarted = await server(['-m', models.chat, '-c', '262144'], { port, waitFor: 'answering' });
+    await probe(running);
+    const seen = (await getJson(`${running.url}/health`)).body.backends.peer as { reason: string | null };
+    if (seen.reason === 'loading model') {
+      restarted.process.kill('SIGSTOP');
+      return restarted;
+    }
+    await restarted.stop('SIGKILL');
+  }
+  throw new Error('no probe saw the restarted server loading in 10 restarts');
+}
+
 const probe = (running: RunningApp): Promise<void> => running.app.get(ProbeService).probeNow('peer');
 const chat = (running: RunningApp, body: Record<string, unknown>) =>
   postJson(`${running.url}/v1/chat/completions`, { messages: hi, max_tokens: 4, ...body });
@@ -50,6 +69,8 @@ const loadedIds = async (running: RunningApp): Promise<string[]> =>
 beforeAll(async () => {
   models = await peerModels();
 });
+
+afterAll(() => models.remove());
 
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
@@ -61,22 +82,27 @@ describe('real llama-server, single-model mode', () => {
     const first = await server(['-m', models.chat]);
     const running = await app(first, { models: [{ id: 'tiny-chat.gguf' }] });
     expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
-
     await first.stop('SIGKILL');
-    // A huge context makes the real load last long enough (KV cache allocation) to be seen from outside.
-    const restarted = await server(['-m', models.chat, '-c', '262144'], { port: first.port, waitFor: 'answering' });
-    const during = await chat(running, { model: 'tiny-chat.gguf' });
-    const health = await getJson(`${restarted.url}/health`);
-    if (health.status === 503) {
-      // Still loading when we looked: our answer was 503 backend_unavailable, and the probe says why.
+
+    // The real load lasts a fraction of a second: restart until a probe lands inside it, then freeze the server
+    // (SIGSTOP) so what modelplane believes cannot change while we look at it from outside.
+    const restarted = await restartIntoLoading(running, first.port);
+    try {
+      const during = await chat(running, { model: 'tiny-chat.gguf' });
       expect(during).toMatchObject({ status: 503, body: { error: { code: 'backend_unavailable' } } });
+      expect(during.body.error.message).toContain('loading model');
       expect(during.headers.get('retry-after')).toBeTruthy();
-      await probe(running);
-      const state = (await getJson(`${running.url}/health`)).body;
-      expect(JSON.stringify(state)).toContain('loading model');
+      expect((await getJson(`${running.url}/health`)).body.backends.peer).toMatchObject({
+        readiness: 'unavailable',
+        reason: 'loading model',
+      });
+    } finally {
+      restarted.process.kill('SIGCONT');
     }
     await until(async () => (await getJson(`${restarted.url}/health`)).status === 200, 'the restarted server');
-    // No probe in between: the request itself looks again before refusing.
+    // The probe the refused chat started (held by the frozen server) has finished; no other probe in between:
+    // the request itself looks again before refusing.
+    await running.app.get(ProbeService).whenIdle();
     expect((await chat(running, { model: 'tiny-chat.gguf' })).status).toBe(200);
   });
 
@@ -240,23 +266,25 @@ describe('real llama-server, router mode', () => {
     expect(await status()).toBe('unloaded');
   });
 
-  it('8: a model whose load fails is model_load_failed with the exit code, and shows as failed', async () => {
+  it('8: a model whose load fails is model_load_failed with the exit code, and shows as failed in every view', async () => {
     const peer = await server(['--models-dir', models.routerDir, '--no-models-autoload']);
-    // Bounded: the real router now and then never reports the dead child and keeps the model "loading".
-    const running = await app(peer, { request_timeout_ms: 20_000 });
+    const running = await app(peer);
     await probe(running);
     const res = await chat(running, { model: 'broken' });
-    if (res.status === 504) {
-      // Then the server itself still says loading: we answer at our bound instead of hanging, and say so.
-      expect(res.body.error.code).toBe('upstream_timeout');
-      const upstream = (await getJson(`${peer.url}/models`)).body.data as { id: string; status: { value: string } }[];
-      expect(upstream.find((m) => m.id === 'broken')?.status.value).toBe('loading');
-      return;
-    }
     expect(res).toMatchObject({ status: 500, body: { error: { code: 'model_load_failed' } } });
-    expect(res.body.error.message).toMatch(/exited with code \d+/);
+    expect(res.body.error.message).toContain('exited with code 1');
     await probe(running);
-    const listed = (await getJson(`${running.url}/api/models`)).body;
-    expect(JSON.stringify(listed)).toMatch(/"broken"[^}]*"failed"/);
+    // The router's own record: failed, with the child's exit code.
+    const upstream = (await getJson(`${peer.url}/models`)).body.data as {
+      id: string;
+      status: Record<string, unknown>;
+    }[];
+    expect(upstream.find((m) => m.id === 'broken')?.status).toMatchObject({ failed: true, exit_code: 1 });
+    const listed = ((await getJson(`${running.url}/api/models`)).body.models as Record<string, unknown>[]).find(
+      (m) => m.id === 'broken',
+    );
+    expect(listed).toMatchObject({ state: 'failed', reason: expect.stringContaining('code 1') });
+    expect(await loadedIds(running)).not.toContain('broken');
+    expect((await getJson(`${running.url}/health`)).body.models.broken.state).toBe('failed');
   });
 });

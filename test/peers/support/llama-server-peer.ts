@@ -3,12 +3,12 @@
  * free loopback port with one thread, serving the project's generated GGUFs. Nothing is downloaded.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureLlmTestModels, type LlmTestModels, writeRandomBytesGguf } from '../../support/llm-test-models.js';
+import { ensureLlmTestModels, type LlmTestModels, writeBadGguf } from '../../support/llm-test-models.js';
 
 /** Relative paths (as .ci/run sets it) are relative to the repository root, where jest runs. */
 export const LLAMA_SERVER_BIN = process.env.LLAMA_SERVER_BIN ? resolve(process.env.LLAMA_SERVER_BIN) : '';
@@ -82,7 +82,8 @@ export async function startLlamaServer(args: string[], opts: PeerOptions = {}): 
       await peer.stop('SIGKILL');
       throw new Error(`llama-server did not start:\n${output}`);
     }
-    await sleep(20);
+    // A restart into loading is caught only by looking often; a ready server needs no hurry.
+    await sleep(opts.waitFor === 'answering' ? 2 : 20);
   }
 }
 
@@ -96,9 +97,15 @@ export async function until(check: () => Promise<boolean>, what: string, limitMs
 }
 
 export interface PeerModels extends LlmTestModels {
-  /** A router models dir holding tiny-chat, plus `broken.gguf` (random bytes: its load fails). */
+  /**
+   * A router models dir holding tiny-chat, plus `broken.gguf`: a valid GGUF without
+   * `llama.feed_forward_length`, so the child exits with code 1 right after reading it. (Random bytes
+   * would fail too, but the router then often never reaps its child and reports `loading` for ever.)
+   */
   routerDir: string;
   emptyDir: string;
+  /** Removes the folders made here. */
+  remove(): void;
 }
 
 /** The generated GGUFs, and folders laid out for router mode. */
@@ -110,6 +117,6 @@ export async function peerModels(): Promise<PeerModels> {
   mkdirSync(routerDir);
   mkdirSync(emptyDir);
   copyFileSync(models.chat, join(routerDir, 'tiny-chat.gguf'));
-  copyFileSync(writeRandomBytesGguf(), join(routerDir, 'broken.gguf'));
-  return { ...models, routerDir, emptyDir };
+  copyFileSync(writeBadGguf(), join(routerDir, 'broken.gguf'));
+  return { ...models, routerDir, emptyDir, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
