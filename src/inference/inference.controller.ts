@@ -15,7 +15,7 @@ import {
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ChatCompletionDto, CompletionDto, EmbeddingsDto, ImageGenerationDto } from './inference.dto.js';
 import { InferenceService } from './inference.service.js';
-import { chatWire, imagesWire } from './openai-wire.js';
+import { chatWire, imagesBody, imagesWire } from './openai-wire.js';
 import { abortOnDisconnect, writeSse } from './sse.js';
 
 interface ModelList {
@@ -106,7 +106,10 @@ export class InferenceController {
   @ApiOkResponse({ type: ImagesSchema })
   async images(@Body() dto: ImageGenerationDto, @Res() reply: FastifyReply): Promise<void> {
     const abort = abortOnDisconnect(reply);
-    await reply.send(imagesWire(await this.inference.generateImages(dto, abort.signal)));
+    const wire = imagesWire(await this.inference.generateImages(dto, abort.signal));
+    const body = imagesBody(wire);
+    if (body) await reply.type('application/json; charset=utf-8').send(body);
+    else await reply.send(wire);
   }
 }
 

@@ -3,6 +3,7 @@
  * the provider built. Providers keep their internal shapes (tests and remote peers rely on them); only the edge
  * conforms. Our own measurements go in extra fields (`timings`), never in place of a field OpenAI defines.
  */
+import { base64Bytes } from '../providers/image-data.js';
 import type { ChatCompletionResponse, ImageGenerationResponse } from '../providers/openai-types.js';
 
 export interface ImagesUsage {
@@ -56,4 +57,23 @@ export function imagesWire(res: ImageGenerationResponse | ImagesWireResponse): I
     },
     timings: { elapsed_seconds: usage.elapsed_seconds, seed: usage.seed },
   };
+}
+
+/**
+ * The answer's JSON as bytes, assembled around each image's base64 bytes, when every image has them (in-process
+ * images); null otherwise. Base64 needs no JSON escaping, so the bytes go in as they are and the event loop never
+ * builds, measures or UTF-8-encodes the megabyte-sized string.
+ */
+export function imagesBody(wire: ImagesWireResponse): Buffer | null {
+  const images = wire.data.map(base64Bytes);
+  if (images.length === 0 || images.some((b) => b === undefined)) return null;
+  const { data, ...rest } = wire;
+  const head = JSON.stringify(rest);
+  const parts: Buffer[] = [Buffer.from(`${head === '{}' ? '{' : `${head.slice(0, -1)},`}"data":[`)];
+  data.forEach((datum, i) => {
+    parts.push(Buffer.from(`${i > 0 ? ',' : ''}{"b64_json":"`), images[i]!);
+    parts.push(Buffer.from(`","revised_prompt":${JSON.stringify(datum.revised_prompt)}}`));
+  });
+  parts.push(Buffer.from(']}'));
+  return Buffer.concat(parts);
 }

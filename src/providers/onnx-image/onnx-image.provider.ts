@@ -41,6 +41,7 @@ import { pipelineFileBytes } from './pipeline-files.js';
 import { emptyTimings, releaseSession, type ImageGenerationTimings } from './pipeline.js';
 import { openPipeline, type ImagePipeline } from './pipeline-host.js';
 import { SerialQueue } from './serial-queue.js';
+import { base64ImageDatum } from '../image-data.js';
 import { identityModelBytes } from '../../formats/onnx-writer.js';
 
 export interface ImageGenerationResult {
@@ -281,7 +282,7 @@ export class OnnxImageProvider implements ModelProvider {
     let images: Buffer[];
     try {
       const encoded = await encoding;
-      images = encoded.pngs;
+      images = encoded.base64;
       timings.pngSeconds += encoded.seconds;
     } catch (err) {
       throw this.inferenceError(modelId, err, signal);
@@ -300,7 +301,7 @@ export class OnnxImageProvider implements ModelProvider {
     return {
       response: {
         created: Math.floor(Date.now() / 1000),
-        data: images.map((png) => ({ b64_json: png.toString('base64'), revised_prompt: parsed.prompt })),
+        data: images.map((base64) => base64ImageDatum(base64, parsed.prompt)),
         model: modelId,
         usage: { elapsed_seconds: Math.round(timings.totalSeconds * 1000) / 1000, seed },
       },

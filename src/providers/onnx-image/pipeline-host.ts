@@ -10,21 +10,26 @@ import type { Ort } from './ort-tensors.js';
 import {
   DiffusionPipeline,
   releaseSession,
-  type EncodedImages,
   type GenerationParams,
   type ImageGenerationTimings,
   type LoadOptions,
-  type RenderedImages,
 } from './pipeline.js';
 import type { PipelineInfo } from './pipeline-io.js';
+import { base64Of, type EncodedBase64 } from './png.js';
 import type { WorkerReply, WorkerRequest } from './pipeline-worker.js';
+
+/** A turn's result: every image rendered; their PNG + base64 encoding may still be under way. */
+export interface RenderedBase64 {
+  count: number;
+  encoded: Promise<EncodedBase64>;
+}
 
 export interface ImagePipeline {
   readonly info: PipelineInfo;
   /** Where it runs, for the logs and the loaded-model details. */
   readonly thread: 'worker' | 'main';
-  /** Resolves once every image is rendered; their PNGs follow in `encoded` (see DiffusionPipeline.generate). */
-  generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<RenderedImages>;
+  /** Resolves once every image is rendered; their base64 PNGs follow in `encoded` (see DiffusionPipeline.generate). */
+  generate(params: GenerationParams, signal: AbortSignal, timings: ImageGenerationTimings): Promise<RenderedBase64>;
   /** Releases every session (and ends the worker). */
   release(): Promise<void>;
 }
@@ -45,7 +50,10 @@ export async function openPipeline(
   return {
     info: pipeline.info,
     thread: 'main',
-    generate: (params, signal, timings) => pipeline.generate(params, signal, timings),
+    generate: async (params, signal, timings) => {
+      const rendered = await pipeline.generate(params, signal, timings);
+      return { count: rendered.count, encoded: rendered.encoded.then(base64Of) };
+    },
     release: async () => {
       const results = await Promise.allSettled(pipeline.allSessions().map((s) => releaseSession(s)));
       const failed = results.find((r) => r.status === 'rejected');
@@ -55,7 +63,7 @@ export async function openPipeline(
 }
 
 type GenerateReply = { count: number; timings: ImageGenerationTimings };
-type EncodedReply = Omit<EncodedImages, 'pngs'> & { pngs: Uint8Array[] };
+type EncodedReply = { seconds: number; base64: Uint8Array[] };
 
 /** A request without its id (distributes over the union, unlike Omit). */
 type Unsent<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -92,7 +100,7 @@ class WorkerPipeline implements ImagePipeline {
     params: GenerationParams,
     signal: AbortSignal,
     timings: ImageGenerationTimings,
-  ): Promise<RenderedImages> {
+  ): Promise<RenderedBase64> {
     signal.throwIfAborted();
     const id = this.nextId;
     const onAbort = (): void => this.post({ type: 'abort', id: this.nextId++, target: id });
@@ -107,7 +115,7 @@ class WorkerPipeline implements ImagePipeline {
       // Asked for at once, so the worker never keeps frames nobody collects; they are already encoding there.
       const encoded = (this.call({ type: 'encoded', target: id }) as Promise<EncodedReply>).then((reply) => ({
         seconds: reply.seconds,
-        pngs: reply.pngs.map((png) => Buffer.from(png.buffer, png.byteOffset, png.byteLength)),
+        base64: reply.base64.map((b64) => Buffer.from(b64.buffer, b64.byteOffset, b64.byteLength)),
       }));
       encoded.catch(() => undefined);
       return { count: result.count, encoded };

@@ -13,6 +13,7 @@ import {
   type EncodedImages,
   type LoadOptions,
 } from './pipeline.js';
+import { base64Of } from './png.js';
 
 export type WorkerRequest =
   | { type: 'load'; id: number; root: string; sessionOptions: LoadOptions['sessionOptions'] }
@@ -53,7 +54,8 @@ async function handle(msg: WorkerRequest): Promise<unknown> {
       const encoded = encoding.get(msg.target);
       if (!encoded) throw new Error(`no images of request ${msg.target} in this worker`);
       try {
-        return await encoded;
+        // Base64 here too: the main thread only copies these bytes to the socket.
+        return base64Of(await encoded);
       } finally {
         encoding.delete(msg.target);
       }
@@ -76,7 +78,7 @@ parentPort?.on('message', (msg: WorkerRequest) => {
   handle(msg).then(
     (value) => {
       const reply: WorkerReply = { id: msg.id, ok: true, value };
-      parentPort?.postMessage(reply);
+      parentPort?.postMessage(reply, transferables(value));
     },
     (err: unknown) => {
       const reply: WorkerReply = { id: msg.id, ok: false, message: err instanceof Error ? err.message : String(err) };
@@ -84,3 +86,10 @@ parentPort?.on('message', (msg: WorkerRequest) => {
     },
   );
 });
+
+/** The base64 buffers of an 'encoded' reply move to the main thread instead of being copied. */
+function transferables(value: unknown): ArrayBuffer[] {
+  const base64 = (value as { base64?: unknown } | null)?.base64;
+  if (!Array.isArray(base64)) return [];
+  return base64.filter((b): b is Buffer => Buffer.isBuffer(b)).map((b) => b.buffer as ArrayBuffer);
+}

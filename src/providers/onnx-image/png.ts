@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { deflate, deflateSync } from 'node:zlib';
+import { toBase64Ascii } from '../image-data.js';
 
 const deflateAsync = promisify(deflate);
 
@@ -90,6 +91,17 @@ export interface Frame {
 export interface EncodedImages {
   pngs: Buffer[];
   seconds: number;
+}
+
+/** The images of one request as base64 text in ASCII bytes, and the seconds their PNG encoding took. */
+export interface EncodedBase64 {
+  base64: Buffer[];
+  seconds: number;
+}
+
+/** Base64 of each PNG, on the thread that encoded them (the image worker, so the event loop never does). */
+export function base64Of(encoded: EncodedImages): EncodedBase64 {
+  return { seconds: encoded.seconds, base64: encoded.pngs.map(toBase64Ascii) };
 }
 
 /**
