@@ -46,6 +46,11 @@ export class FleetRouterService {
     return peer?.peer ? peer.node.host : this.view.nodeName;
   }
 
+  /** True when this node would hand `model` to a peer (no backend of its own has it). */
+  resolvesToPeer(model: string): boolean {
+    return this.registry.find(model)?.backend.type === 'modelplane';
+  }
+
   async choose(model: string): Promise<Route> {
     const snapshot = this.store.snapshot();
     const resolved = this.registry.find(model);

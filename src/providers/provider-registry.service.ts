@@ -104,7 +104,14 @@ export class ProviderRegistry implements OnApplicationShutdown {
   private rebuild(): void {
     const index = new Map<string, ResolvedModel>();
     const ordered: ResolvedModel[] = [];
-    for (const { provider, backend } of this.providers.values()) {
+    // This node's own backends claim an id before any fleet peer does, wherever the peer is listed: a model
+    // this node has is served here, a request another node forwarded here included (docs/fleet.md).
+    const all = [...this.providers.values()];
+    const ownFirst = [
+      ...all.filter((e) => e.backend.type !== 'modelplane'),
+      ...all.filter((e) => e.backend.type === 'modelplane'),
+    ];
+    for (const { provider, backend } of ownFirst) {
       const descriptors = provider.descriptors();
       this.signatures.set(backend.name, signature(descriptors));
       for (const descriptor of descriptors) {

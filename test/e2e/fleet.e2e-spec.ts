@@ -139,6 +139,20 @@ describe('fleet of three nodes', () => {
     expect(fleet.body.loaded.map((e: { name: string }) => e.name)).not.toContain('tiny2');
   });
 
+  it('forwards an admin load through node 1 to node 2 with the admin token', async () => {
+    // 'tiny2' is node 2's alone (unloaded by the test above): node 1 has no copy of its own.
+    const refused = await postJson(`${nodes[0]!.url}/api/models/tiny2/load`, {});
+    expect(refused.status).toBe(401);
+    const res = await postJson(`${nodes[0]!.url}/api/models/tiny2/load`, {}, { authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ model: 'tiny2' });
+    const onNode2 = await getJson(`${nodes[1]!.url}/api/models/loaded`);
+    const own = onNode2.body.loaded.filter((e: { backend: string }) => e.backend === 'local');
+    expect(own.map((e: { name: string }) => e.name).sort()).toEqual(['tiny', 'tiny2']);
+    const onNode1 = await getJson(`${nodes[0]!.url}/api/models`);
+    expect(onNode1.body.models.find((m: { id: string }) => m.id === 'tiny').state).toBe('unloaded');
+  });
+
   it('never forwards a forwarded request again (no loops): it is served where it lands', async () => {
     const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny'), {
       'x-modelplane-forwarded': 'node-9',
@@ -211,5 +225,84 @@ describe('fleet of three nodes', () => {
     await nodes[0]!.app.get(FleetDiscoveryService).sync();
     const alone = await getJson(`${nodes[0]!.url}/api/fleet/health`);
     expect(alone.body).toMatchObject({ total_nodes: 1, ready_nodes: 1, status: 'ready' });
+  });
+});
+
+/**
+ * Two nodes that list each other as a `type: modelplane` backend BEFORE their own: resolution by config order
+ * alone would send a forwarded request back (A → B → A → ...). A forwarded request is served by the node's own
+ * backend when it has the model, and refused (503 not_served_here) when only a peer has it: never sent on.
+ */
+describe('fleet loop guard (peers listed before the local backend)', () => {
+  let port: number;
+  let a: FleetNode;
+  let b: FleetNode;
+  const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+  const stateOn = async (node: FleetNode, id: string): Promise<string> => {
+    const { body } = await getJson(`${node.url}/api/models`);
+    const entry = (body.models as { id: string; backend: string; state: string }[]).find(
+      (m) => m.id === id && m.backend === 'local',
+    );
+    return entry?.state ?? 'absent';
+  };
+
+  beforeAll(async () => {
+    await ensureLlmTestModels();
+    port = await freePort();
+    const node = (host: string, name: string, peer: string, models: Record<string, unknown>[]) =>
+      startNode(host, port, {
+        server: { admin_token: ADMIN },
+        fleet: { node_name: name, self_url: `http://${host}:${port}`, probe_interval_ms: 60_000 },
+        backends: [
+          { name: 'peer', type: 'modelplane', url: `http://${peer}:${port}`, probe_interval_ms: 60_000 },
+          { name: 'local', type: 'llama-cpp', models },
+        ],
+      });
+    a = await node('127.0.0.4', 'node-a', '127.0.0.5', [{ id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256 }]);
+    b = await node('127.0.0.5', 'node-b', '127.0.0.4', [
+      { id: 'tiny', path: TINY_CHAT_GGUF, context_size: 256 },
+      { id: 'only-b', path: TINY_CHAT_GGUF, context_size: 256 },
+    ]);
+    for (const n of [a, b, a, b]) await n.observe();
+  });
+
+  afterAll(async () => {
+    for (const n of [a, b]) await n?.close().catch(() => undefined);
+  });
+
+  it('a forwarded request for a model this node has is served by its own backend, not its peer', async () => {
+    const res = await postJson(`${a.url}/v1/chat/completions`, chat('tiny'), { 'x-modelplane-forwarded': 'node-b' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-a');
+    expect(await stateOn(a, 'tiny')).toBe('loaded');
+    expect(await stateOn(b, 'tiny')).toBe('unloaded');
+  });
+
+  it('a forwarded request for a model only a peer has is refused, never forwarded a second time', async () => {
+    const res = await postJson(`${a.url}/v1/chat/completions`, chat('only-b'), { 'x-modelplane-forwarded': 'node-c' });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(res.body.error).toMatchObject({ code: 'not_served_here', node: 'node-a', forwarded_by: 'node-c' });
+    expect(res.headers.get('x-modelplane-node')).toBe('node-a');
+    // Node B never saw it: its model is still unloaded.
+    expect(await stateOn(b, 'only-b')).toBe('unloaded');
+  });
+
+  it('a forwarded admin load for a model only a peer has is refused too', async () => {
+    const res = await postJson(
+      `${a.url}/api/models/only-b/load`,
+      {},
+      { authorization: `Bearer ${ADMIN}`, 'x-modelplane-forwarded': 'node-c' },
+    );
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('not_served_here');
+    expect(await stateOn(b, 'only-b')).toBe('unloaded');
+  });
+
+  it('the same request sent by a client (not forwarded) takes its one hop to the peer', async () => {
+    const res = await postJson(`${a.url}/v1/chat/completions`, chat('only-b'));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-modelplane-node')).toBe('node-b');
+    expect(await stateOn(b, 'only-b')).toBe('loaded');
   });
 });
