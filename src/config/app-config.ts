@@ -40,6 +40,8 @@ export interface BackendConfig {
   requestTimeoutMs: number;
   /** Longest silence between two chunks of a proxied stream before it is cut (the total is requestTimeoutMs). */
   streamIdleTimeoutMs: number;
+  /** Longest wait for a remote load modelplane asked for (llama-server router) before it counts as failed. */
+  loadTimeoutMs: number;
   /** Longest line of an upstream stream; longer → 502 upstream_error naming the limit. */
   maxLineBytes: number;
   /** Largest non-streamed upstream body; larger → 502 upstream_error naming the limit. */

@@ -11,6 +11,11 @@ export const BACKEND_DEFAULTS = {
   failureThreshold: 3,
   requestTimeoutMs: 300_000,
   streamIdleTimeoutMs: 30_000,
+  /**
+   * A llama-server router load that has not finished by then failed: the real router can leave a child that
+   * died at start-up `loading` for ever (a zombie it never reaps).
+   */
+  loadTimeoutMs: 60_000,
   /** One line of an upstream stream (SSE/NDJSON): a peer streaming 100 MB without a newline once stalled the parser. */
   maxLineBytes: 1024 * 1024,
   /** One non-streamed upstream body: a 100 MB JSON answer once took RSS from 115 to 742 MB. */
@@ -95,6 +100,7 @@ export const CONFIG_DEFAULTS = {
     failure_threshold: BACKEND_DEFAULTS.failureThreshold,
     request_timeout_ms: BACKEND_DEFAULTS.requestTimeoutMs,
     stream_idle_timeout_ms: BACKEND_DEFAULTS.streamIdleTimeoutMs,
+    load_timeout_ms: BACKEND_DEFAULTS.loadTimeoutMs,
     max_line_bytes: BACKEND_DEFAULTS.maxLineBytes,
     max_body_bytes: BACKEND_DEFAULTS.maxBodyBytes,
   },

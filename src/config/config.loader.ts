@@ -308,6 +308,7 @@ function toBackend(b: BackendSchema | Raw): BackendConfig {
     failureThreshold: num(r.failure_threshold, B.failure_threshold),
     requestTimeoutMs: num(r.request_timeout_ms, B.request_timeout_ms),
     streamIdleTimeoutMs: num(r.stream_idle_timeout_ms, B.stream_idle_timeout_ms),
+    loadTimeoutMs: num(r.load_timeout_ms, B.load_timeout_ms),
     maxLineBytes: num(r.max_line_bytes, B.max_line_bytes),
     maxBodyBytes: num(r.max_body_bytes, B.max_body_bytes),
     threads: typeof r.threads === 'number' ? r.threads : null,

@@ -97,6 +97,7 @@ export class BackendSchema {
   @IsOptional() @IsInt() @Min(1) failure_threshold?: number;
   @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) request_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) stream_idle_timeout_ms?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(TIMER_MAX_MS) load_timeout_ms?: number;
   @IsOptional() @IsInt() @Min(1024) max_line_bytes?: number;
   @IsOptional() @IsInt() @Min(1024) max_body_bytes?: number;
   @IsOptional() @IsInt() @Min(1) threads?: number;

@@ -79,6 +79,7 @@ describe('config defaults', () => {
       failureThreshold: doc.failure_threshold,
       requestTimeoutMs: doc.request_timeout_ms,
       streamIdleTimeoutMs: doc.stream_idle_timeout_ms,
+      loadTimeoutMs: doc.load_timeout_ms,
       maxLineBytes: doc.max_line_bytes,
       maxBodyBytes: doc.max_body_bytes,
     });

@@ -32,6 +32,7 @@ describe('config values that cannot work', () => {
     ['probe_timeout_ms', remote({ probe_timeout_ms: 3_000_000_000 }), 'backends[0].probe_timeout_ms'],
     ['request_timeout_ms', remote({ request_timeout_ms: 1e300 }), 'backends[0].request_timeout_ms'],
     ['probe_interval_ms', remote({ probe_interval_ms: TIMER_MAX_MS + 1 }), 'backends[0].probe_interval_ms'],
+    ['load_timeout_ms', remote({ load_timeout_ms: TIMER_MAX_MS + 1 }), 'backends[0].load_timeout_ms'],
     ['check_interval_s', { eviction: { check_interval_s: 3_000_000 } }, 'eviction.check_interval_s'],
     ['idle_unload_s', { eviction: { idle_unload_s: 3_000_000 } }, 'eviction.idle_unload_s'],
     ['shutdown_drain_s', { server: { shutdown_drain_s: 3_000_000 } }, 'server.shutdown_drain_s'],
@@ -39,6 +40,10 @@ describe('config values that cannot work', () => {
     ['server.request_timeout_ms', { server: { request_timeout_ms: 1e300 } }, 'server.request_timeout_ms'],
   ])('a timer beyond 2^31-1 ms (%s) is refused', (_name, yaml, field) => {
     expect(fieldsOf(yaml)).toContain(field);
+  });
+
+  it('refuses a load_timeout_ms of 0 (a router load could never succeed)', () => {
+    expect(fieldsOf(remote({ load_timeout_ms: 0 }))).toContain('backends[0].load_timeout_ms');
   });
 
   it('accepts the largest timer Node can hold', () => {

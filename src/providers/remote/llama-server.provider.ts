@@ -31,6 +31,11 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
   readonly kind = 'llama-server' as const;
   /** Unknown until the first probe; router mode is the only one where we can load and unload. */
   private routerMode = false;
+  /**
+   * Router models whose load modelplane gave up on (load_timeout_ms) while the router still said `loading`:
+   * shown as failed until the router reports anything else, rather than as a load that is still going.
+   */
+  private readonly stuckLoads = new Set<string>();
 
   get capabilities(): ProviderCapabilities {
     return {
@@ -141,12 +146,21 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
   }
 
   private routerSnapshot(models: RouterModel[]): ProbeSnapshot {
-    const states: UpstreamModelState[] = models.map((m) => ({
-      upstreamName: m.id,
-      state: routerState(m.status.value),
-      // A failed load leaves the entry `unloaded` with failed/exit_code: kept so every view can show it.
-      details: m.status.failed ? { failed: true, exit_code: m.status.exit_code ?? null } : {},
-    }));
+    for (const m of models) if (m.status.value !== 'loading') this.stuckLoads.delete(m.id);
+    const states: UpstreamModelState[] = models.map((m) =>
+      this.stuckLoads.has(m.id)
+        ? {
+            upstreamName: m.id,
+            state: 'unloaded',
+            details: { failed: true, exit_code: null, stuck_loading: true },
+          }
+        : {
+            upstreamName: m.id,
+            state: routerState(m.status.value),
+            // A failed load leaves the entry `unloaded` with failed/exit_code: kept so every view can show it.
+            details: m.status.failed ? { failed: true, exit_code: m.status.exit_code ?? null } : {},
+          },
+    );
     return {
       serverState: 'ok',
       discovered: models.map((m) => ({ upstreamName: m.id, purpose: 'chat' })),
@@ -165,7 +179,8 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
   /**
    * Router loads and unloads are asynchronous upstream: poll `/models` until the model reports `want`,
    * bounded by requestTimeoutMs and the caller's signal. A load whose child process exited
-   * (`status.failed`) is a load failure with its exit code.
+   * (`status.failed`) is a load failure with its exit code; a load still not done after loadTimeoutMs
+   * (on the injected clock) is one too: the real router can keep a child that died at start-up `loading`.
    */
   private async waitStatus(
     modelId: string,
@@ -176,6 +191,7 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
     const started = this.clock.nowMs();
     // Real time, not the injectable Clock: this bounds real sleeps between real HTTP polls.
     const deadline = Date.now() + this.backend.requestTimeoutMs;
+    if (want === 'loaded') this.stuckLoads.delete(model);
     let sawLoading = false;
     for (let poll = 0; ; poll++) {
       const entry = await this.routerEntry(model, signal);
@@ -191,6 +207,13 @@ export class LlamaServerProvider extends OpenAiCompatibleProvider {
         // second poll on, or once this attempt was seen loading.
         if ((entry.status.failed || value === 'unloaded') && (sawLoading || poll >= 2)) {
           throw new ModelLoadFailedError(modelId, `llama-server exited with code ${entry.status.exit_code ?? '?'}`);
+        }
+        if (this.clock.nowMs() - started >= this.backend.loadTimeoutMs) {
+          if (value === 'loading') this.stuckLoads.add(model);
+          throw new ModelLoadFailedError(
+            modelId,
+            `llama-server still reports '${value}' after ${this.backend.loadTimeoutMs} ms (load_timeout_ms)`,
+          );
         }
       }
       if (Date.now() >= deadline) throw new UpstreamTimeoutError(this.backendName, this.backend.requestTimeoutMs);

@@ -2,6 +2,7 @@ import { SystemClock } from '../../../src/common/clock.js';
 import { UnloadUnsupportedError } from '../../../src/common/errors.js';
 import type { ChatCompletionChunk } from '../../../src/providers/openai-types.js';
 import { LlamaServerProvider } from '../../../src/providers/remote/llama-server.provider.js';
+import { FakeClock } from '../../support/fake-clock.js';
 import { type FakeLlamaServer, startFakeLlamaServer } from '../../support/fakes/llama-server.fake.js';
 import { waitFor } from '../../support/wait-for.js';
 import { probeSignal, remoteBackend } from './backend.js';
@@ -156,5 +157,47 @@ describe('LlamaServerProvider, router mode', () => {
     expect(fake.requestsTo('POST /models/unload').map((r) => r.body)).toEqual([{ model: 'a' }]);
     expect(fake.modelStatus('a')).toBe('unloaded');
     await expect(provider.unload('a')).resolves.toMatchObject({ wasLoaded: false });
+  });
+
+  it('gives up on a load the router never finishes after load_timeout_ms, and shows the model failed', async () => {
+    const clock = new FakeClock();
+    const stuck = new LlamaServerProvider(
+      // The whole-request bound far away: only load_timeout_ms (on the injected clock) can end this load.
+      remoteBackend('llama-server', fake.url, { loadTimeoutMs: 60_000, requestTimeoutMs: 3_600_000 }),
+      clock,
+    );
+    try {
+      await stuck.observe(probeSignal());
+      fake.setStuckLoad(true);
+      let settled = false;
+      const load = stuck.load('b').finally(() => {
+        settled = true;
+      });
+      load.catch(() => undefined);
+      // Polled twice and still waiting: the router says loading and the bound has not passed.
+      await waitFor(() => fake.hits('GET /models') >= 3, 'the load to be polled');
+      clock.advance(59_999);
+      const polls = fake.hits('GET /models');
+      await waitFor(() => fake.hits('GET /models') >= polls + 2, 'two more polls');
+      expect(settled).toBe(false);
+      clock.advance(1);
+      await expect(load).rejects.toMatchObject({
+        status: 500,
+        code: 'model_load_failed',
+        message: expect.stringContaining("still reports 'loading' after 60000 ms (load_timeout_ms)"),
+      });
+      expect(fake.modelStatus('b')).toBe('loading');
+      // Not shown as a load still going: failed, until the router says anything else.
+      const after = await stuck.observe(probeSignal());
+      expect(after.models.find((m) => m.id === 'b')).toMatchObject({
+        state: 'unloaded',
+        details: { failed: true, stuck_loading: true },
+      });
+      fake.setModelStatus('b', 'unloaded');
+      const reset = await stuck.observe(probeSignal());
+      expect(reset.models.find((m) => m.id === 'b')).toMatchObject({ state: 'unloaded', details: {} });
+    } finally {
+      await stuck.dispose();
+    }
   });
 });

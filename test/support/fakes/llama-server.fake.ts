@@ -40,6 +40,11 @@ export interface FakeLlamaServer extends FakeServerControls {
   modelStatus(model: string): RouterStatus | undefined;
   /** Router mode: the next load ends with the child process exiting (status unloaded, failed). */
   failNextLoad(): void;
+  /**
+   * Router mode: while on, a load never finishes (status stays `loading`), as the real router does when the
+   * child dies at start-up and is never reaped (seen with a random-bytes GGUF, docs/real-servers.md).
+   */
+  setStuckLoad(on: boolean): void;
   wire: OpenAiWireState;
 }
 
@@ -66,6 +71,7 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
   const statuses = new Map<string, RouterStatus>(Object.entries(opts.models ?? {}));
   const failed = new Set<string>();
   let failNext = false;
+  let stuckLoad = false;
   const loadDelayMs = opts.loadDelayMs ?? 20;
   const wire = newWireState(opts.reply ?? 'Hello from llama-server');
   const created = Math.floor(Date.now() / 1000);
@@ -130,6 +136,7 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
     failed.delete(id);
     const fail = failNext;
     failNext = false;
+    if (stuckLoad) return;
     setTimeout(() => {
       if (statuses.get(id) !== 'loading') return;
       statuses.set(id, fail ? 'unloaded' : 'loaded');
@@ -237,6 +244,9 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
     modelStatus: (model: string) => statuses.get(model),
     failNextLoad: () => {
       failNext = true;
+    },
+    setStuckLoad: (on: boolean) => {
+      stuckLoad = on;
     },
     wire,
   });
