@@ -80,12 +80,13 @@ export async function spawnServer(
 /**
  * modelplane as people run it: its own process (the compiled main of the bench build), so its event
  * loop serves only the server side, and the benchmark client's work in this process (parsing streams,
- * reading large image responses) is not counted against the server.
+ * reading large image responses) is not counted against the server. MODELPLANE_BENCH_MAIN names another
+ * build's main.js (e.g. the previous commit's, built in a worktree) to measure it the same way.
  */
 export function startModelplane(config: Record<string, unknown>): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'mp-bench-'));
   const file = join(dir, 'modelplane.yaml');
-  const main = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+  const main = process.env.MODELPLANE_BENCH_MAIN ?? fileURLToPath(new URL('../../src/main.js', import.meta.url));
   return spawnServer(
     'modelplane',
     process.execPath,

@@ -134,6 +134,12 @@ async function sequentialVsConcurrent(provider: OnnxImageProvider): Promise<stri
   );
 }
 
+/** Only the liveness figure below (about a minute, instead of the whole image benchmark). */
+export async function runImageLivenessBench(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-image-liveness-'));
+  return livenessDuringImages(writeTinyPipeline(join(dir, 'sd'), SD_WIDTH.opts));
+}
+
 /** GET /health/live every 10 ms while two clients each generate 512² images through the real app, run as its own process. */
 async function livenessDuringImages(path: string): Promise<string> {
   const ROUNDS = 5;

@@ -5,7 +5,7 @@
 import { runEvictionBench } from './eviction.bench.js';
 import { runFleetBench } from './fleet.bench.js';
 import { runHardeningBench } from './hardening.bench.js';
-import { runImageBench } from './image.bench.js';
+import { runImageBench, runImageLivenessBench } from './image.bench.js';
 import { runLlmParallelBench } from './llm-parallel.bench.js';
 import { runLlmBench } from './llm.bench.js';
 import { runProxyBench } from './proxy.bench.js';
@@ -16,6 +16,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   llm: runLlmBench,
   'llm-parallel': runLlmParallelBench,
   image: runImageBench,
+  'image-liveness': runImageLivenessBench,
   eviction: runEvictionBench,
   fleet: runFleetBench,
   remote: runRemoteBench,
