@@ -4,12 +4,14 @@
  *    10 s, next to GET /health/live polled the same way in the same run (goal: loaded p99 ≤ 20 ms), and
  *    the age of the truth served: the largest observation_age_ms of a healthy backend in any answer
  *    (goal ≤ probe_interval_ms + probe_timeout_ms).
- * 2. GET /health with 20 in-process models vs GET /health/live, same run (goal: p50 ≤ 2 ms).
+ * 2. GET /health with 20 in-process models (18 GGUF ids and 2 ONNX image pipelines, one of each loaded) vs
+ *    GET /health/live, same run (goal: p50 ≤ 2 ms).
  */
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import { startFakeRknnSd } from '../support/fakes/rknn-sd.fake.js';
 import { startHungServer } from '../support/fakes/pathological.js';
+import { ensureImageTestModels } from '../support/image-test-models.js';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { startBenchApp } from './app-runner.js';
 import { fixed, percentile, table } from './bench-util.js';
@@ -22,6 +24,8 @@ const CLIENTS = 4;
 const EVERY_MS = 100;
 const WINDOW_MS = 10_000;
 const IN_PROCESS_MODELS = 20;
+/** Of IN_PROCESS_MODELS, ONNX image pipelines (the rest are GGUF ids): the kind whose catalog walked a folder. */
+const IMAGE_MODELS = 2;
 const HEALTH_RUNS = 2000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -130,18 +134,38 @@ async function loadedWithHungBackends(): Promise<string> {
 }
 
 async function healthWithInProcessModels(): Promise<string> {
-  const { chat } = await ensureLlmTestModels();
+  const [{ chat }, image] = await Promise.all([ensureLlmTestModels(), ensureImageTestModels()]);
+  const pipelines = [image.lcm, image.euler];
   const app = await startBenchApp({
     eviction: { check_interval_s: 3600 },
     backends: [
       {
         name: 'local',
         type: 'llama-cpp',
-        models: Array.from({ length: IN_PROCESS_MODELS }, (_, i) => ({ id: `m${i}`, path: chat })),
+        models: Array.from({ length: IN_PROCESS_MODELS - IMAGE_MODELS }, (_, i) => ({ id: `m${i}`, path: chat })),
+      },
+      {
+        name: 'image',
+        type: 'onnx-image',
+        models: Array.from({ length: IMAGE_MODELS }, (_, i) => ({ id: `img${i}`, path: pipelines[i % 2] })),
       },
     ],
   });
   try {
+    // One model of each kind resident, so /health projects loaded entries of both.
+    for (const [path, body] of [
+      ['/v1/chat/completions', { model: 'm0', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 }],
+      ['/v1/images/generations', { model: 'img0', prompt: 'a fox', size: '64x64', steps: 1 }],
+    ] as const) {
+      const res = await request(`${app.url}${path}`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`POST ${path} → ${res.statusCode}`);
+    }
     const healthUrl = `${app.url}/health`;
     const liveUrl = `${app.url}/health/live`;
     for (let i = 0; i < 200; i++) {
@@ -170,7 +194,7 @@ async function healthWithInProcessModels(): Promise<string> {
     live.sort((a, b) => a - b);
     const p50 = percentile(health, 50);
     return [
-      `### GET /health with ${IN_PROCESS_MODELS} in-process models vs GET /health/live, ${HEALTH_RUNS} sequential requests each, interleaved`,
+      `### GET /health with ${IN_PROCESS_MODELS} in-process models (${IMAGE_MODELS} of them ONNX image pipelines; one GGUF and one image model loaded) vs GET /health/live, ${HEALTH_RUNS} sequential requests each, interleaved`,
       '',
       table(
         ['route', 'requests', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
