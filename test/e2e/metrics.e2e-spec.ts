@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { EVICTION_REASONS } from '../../src/metrics/metrics.service.js';
+import { EvictionService } from '../../src/eviction/eviction.service.js';
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { getJson, postJson, startApp, type RunningApp } from '../support/app-harness.js';
 import { FakeClock } from '../support/fake-clock.js';
@@ -171,5 +172,67 @@ describe('GET /metrics (prom-client) after a chat, a stream, an image and an evi
       status: 0,
       output: '',
     });
+  });
+});
+
+describe('modelplane_evictions_total counts idle and budget evictions under their reasons', () => {
+  let running: RunningApp;
+  const clock = new FakeClock();
+
+  beforeAll(async () => {
+    await ensureLlmTestModels();
+    running = await startApp(
+      {
+        // The sweeper's own timer never fires in the test: the test ticks it after moving the clock.
+        eviction: { idle_unload_s: 30, check_interval_s: 3600, max_loaded_models: 1 },
+        backends: [
+          {
+            name: 'llm',
+            type: 'llama-cpp',
+            threads: 1,
+            models: [
+              { id: 'first', path: TINY_CHAT_GGUF },
+              { id: 'second', path: TINY_CHAT_GGUF },
+            ],
+          },
+        ],
+      },
+      { clock },
+    );
+    await running.app.get(BackendStartupService).settled();
+  });
+  afterAll(() => running.close());
+
+  const chat = async (model: string): Promise<void> => {
+    const res = await postJson(`${running.url}/v1/chat/completions`, {
+      model,
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 1,
+    });
+    expect(res.status).toBe(200);
+  };
+  const evictions = async (): Promise<Record<string, number | undefined>> => {
+    const f = family((await scrape(running.url)).families, 'modelplane_evictions_total', 'counter');
+    return Object.fromEntries(EVICTION_REASONS.map((reason) => [reason, total(f, { reason })]));
+  };
+
+  it('a load past max_loaded_models: 1 evicts the other model as reason="budget"', async () => {
+    await chat('first');
+    expect(await evictions()).toEqual({ idle: 0, admin: 0, budget: 0, shutdown: 0, other: 0 });
+    await chat('second');
+    const listed = await getJson(`${running.url}/api/models/loaded`);
+    expect(listed.body.loaded.map((m: { name: string }) => m.name)).toEqual(['second']);
+    expect(await evictions()).toEqual({ idle: 0, admin: 0, budget: 1, shutdown: 0, other: 0 });
+  });
+
+  it('a model idle past idle_unload_s is swept as reason="idle"', async () => {
+    clock.advance(29_000);
+    expect(await running.app.get(EvictionService).tick()).toEqual([]);
+    expect((await evictions()).idle).toBe(0);
+    clock.advance(1_000);
+    expect(await running.app.get(EvictionService).tick()).toEqual([
+      expect.objectContaining({ model: 'second', was_loaded: true, reason_code: 'idle' }),
+    ]);
+    expect(await evictions()).toEqual({ idle: 1, admin: 0, budget: 1, shutdown: 0, other: 0 });
   });
 });
