@@ -26,6 +26,7 @@ const MEDIUM = [
   'test/providers/onnx-image/ort-tensors.spec.ts',
   'test/demo/tiny-image-pipeline.spec.ts',
   'test/providers/remote/llama-server.provider.spec.ts',
+  'test/providers/remote/llama-server.fake-fixtures.spec.ts',
   'test/providers/remote/ollama.provider.spec.ts',
   'test/providers/remote/openai.provider.spec.ts',
   'test/providers/remote/proxy-errors.spec.ts',

@@ -11,8 +11,9 @@
  * unloaded model is 400 "model is not loaded"; an unknown one is 400 "model 'x' not found".
  */
 import type { ServerResponse } from 'node:http';
-import { type FakeServerControls, sendJson, startFakeHttp } from './fake-http.js';
-import { handleOpenAiWire, newWireState, type OpenAiWireState } from './openai-wire.js';
+import { readFixture } from '../../fixtures/llama-server/exchanges.js';
+import { type FakeRequest, type FakeServerControls, sendJson, sendSse, startFakeHttp } from './fake-http.js';
+import { handleOpenAiWire, newWireState, type OpenAiWireState, replyPieces } from './openai-wire.js';
 
 export type RouterStatus = 'loaded' | 'loading' | 'unloaded';
 
@@ -29,6 +30,8 @@ export interface FakeLlamaServerOptions {
   /** Router mode: `--no-models-autoload` (a chat to an unloaded model is refused, not loaded). */
   autoload?: boolean;
   reply?: string;
+  /** Context size in tokens (the real server's `n_ctx`); a longer prompt is 400 exceed_context_size_error. */
+  contextSize?: number;
 }
 
 export interface FakeLlamaServer extends FakeServerControls {
@@ -62,6 +65,92 @@ function llamaError(res: ServerResponse, status: number, message: string): void 
   sendJson(res, status, { error: { code: status, message, type } });
 }
 
+/**
+ * Prompt tokens as the generated GGUFs count them (byte-level vocab: one token per character) plus the chat
+ * template around one user message (52 tokens): 'hi' is 54, as the real server reports.
+ */
+function promptTokens(body: Record<string, unknown>): number {
+  const messages = Array.isArray(body.messages) ? (body.messages as { content?: unknown }[]) : [];
+  return 52 + messages.reduce((n, m) => n + (typeof m.content === 'string' ? m.content.length : 0), 0);
+}
+
+const TIMINGS = {
+  cache_n: 0,
+  prompt_n: 1,
+  prompt_ms: 0.3,
+  prompt_per_token_ms: 0.3,
+  prompt_per_second: 3333.3,
+  predicted_n: 1,
+  predicted_ms: 0.4,
+  predicted_per_token_ms: 0.4,
+  predicted_per_second: 2500,
+};
+
+/**
+ * `POST /v1/chat/completions` as llama-server answers it (fixtures single-chat*.json): no `logprobs` key
+ * unless asked, `system_fingerprint`, `timings`; a stream opens with `delta: {role, content: null}` and its
+ * last chunk carries `timings`. A prompt over the context is 400 exceed_context_size_error, streamed or not.
+ */
+async function llamaChat(
+  req: FakeRequest,
+  res: ServerResponse,
+  wire: OpenAiWireState,
+  contextSize: number,
+): Promise<void> {
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  const model = typeof body.model === 'string' && body.model !== '' ? body.model : 'model';
+  const prompt = promptTokens(body);
+  if (prompt > contextSize) {
+    sendJson(res, 400, {
+      error: {
+        code: 400,
+        message: `request (${prompt} tokens) exceeds the available context size (${contextSize} tokens), try increasing it`,
+        type: 'exceed_context_size_error',
+        n_prompt_tokens: prompt,
+        n_ctx: contextSize,
+      },
+    });
+    return;
+  }
+  const base = {
+    created: Math.floor(Date.now() / 1000),
+    id: `chatcmpl-${Math.random().toString(36).slice(2)}`,
+    model,
+    system_fingerprint: 'b0-unknown',
+  };
+  // One word of the reply per token: `max_tokens` cuts it (finish_reason `length`) as the real server does.
+  const all = replyPieces(wire.reply);
+  const pieces = typeof body.max_tokens === 'number' ? all.slice(0, body.max_tokens) : all;
+  const finish = pieces.length < all.length ? 'length' : 'stop';
+  if (body.stream === true) {
+    const chunk = (delta: Record<string, unknown>, finish: string | null, extra = {}): unknown => ({
+      choices: [{ finish_reason: finish, index: 0, delta }],
+      ...base,
+      object: 'chat.completion.chunk',
+      ...extra,
+    });
+    const chunks = [
+      chunk({ role: 'assistant', content: null }, null),
+      ...pieces.map((content) => chunk({ content }, null)),
+      chunk({}, finish, { timings: TIMINGS }),
+    ];
+    await sendSse(res, chunks, { delayMs: wire.chunkDelayMs, onClientGone: () => wire.streamsAbandoned++ });
+    return;
+  }
+  sendJson(res, 200, {
+    choices: [{ finish_reason: finish, index: 0, message: { role: 'assistant', content: pieces.join('') } }],
+    ...base,
+    object: 'chat.completion',
+    usage: {
+      completion_tokens: pieces.length,
+      prompt_tokens: prompt,
+      total_tokens: prompt + pieces.length,
+      prompt_tokens_details: { cached_tokens: 0 },
+    },
+    timings: TIMINGS,
+  });
+}
+
 export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): Promise<FakeLlamaServer> {
   const mode = opts.mode ?? 'single';
   const singleModel = opts.model ?? 'qwen2.5-0.5b-instruct-q4_k_m.gguf';
@@ -74,6 +163,10 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
   let stuckLoad = false;
   const loadDelayMs = opts.loadDelayMs ?? 20;
   const wire = newWireState(opts.reply ?? 'Hello from llama-server');
+  const contextSize = opts.contextSize ?? 32768;
+  // The real server's /props, with what differs per server filled in (fixtures single-props, router-props).
+  const singleProps = readFixture('single-props').body as Record<string, unknown>;
+  const routerProps = readFixture('router-props').body as Record<string, unknown>;
   const created = Math.floor(Date.now() / 1000);
 
   const singleList = (): unknown => ({
@@ -103,6 +196,8 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
     data: [
       {
         id: singleModel,
+        aliases: [],
+        tags: [],
         object: 'model',
         created,
         owned_by: 'llamacpp',
@@ -121,12 +216,10 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
       created,
       status: {
         value,
-        args: ['llama-server', '--model', `/models/${id}.gguf`],
+        args: ['llama-server', '--host', '127.0.0.1', '--port', '0', '--alias', id, '--model', `/models/${id}.gguf`],
+        preset: `[${id}]\nmodel = /models/${id}.gguf\n\n`,
         ...(failed.has(id) ? { exit_code: 1, failed: true } : {}),
       },
-      architecture: { input_modalities: ['text'], output_modalities: ['text'] },
-      source: 'models_dir',
-      can_remove: false,
     })),
     object: 'list',
   });
@@ -158,9 +251,9 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
         }
         if (route === 'GET /props') {
           sendJson(res, 200, {
-            total_slots: 4,
+            ...singleProps,
             model_alias: singleModel,
-            build_info: 'b0-unknown',
+            model_path: `/models/${singleModel}`,
             is_sleeping: sleeping,
           });
           return true;
@@ -170,16 +263,15 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
           sendJson(res, 200, { status: 'ok' });
           return true;
         }
+        if (route === 'POST /v1/chat/completions') {
+          await llamaChat(req, res, wire, contextSize);
+          return true;
+        }
         return handleOpenAiWire(req, res, wire, { idPrefix: 'chatcmpl-', error: llamaError });
       }
       // Router mode.
       if (route === 'GET /props') {
-        sendJson(res, 200, {
-          role: 'router',
-          max_instances: 4,
-          models_autoload: autoload,
-          model_alias: 'llama-server',
-        });
+        sendJson(res, 200, { ...routerProps, models_autoload: autoload });
         return true;
       }
       if (route === 'GET /health') {
@@ -215,17 +307,20 @@ export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): P
         return true;
       }
       // Inference is proxied to the model's child; with autoload (the default) an unloaded model loads first.
-      return handleOpenAiWire(req, res, wire, {
-        idPrefix: 'chatcmpl-',
-        error: llamaError,
-        refuse: (model) => {
-          const status = statuses.get(model);
-          if (status === undefined) return { status: 400, message: `model '${model}' not found` };
-          if (status !== 'loaded' && !autoload) return { status: 400, message: 'model is not loaded' };
-          if (status !== 'loaded') statuses.set(model, 'loaded');
-          return null;
-        },
-      });
+      const refuse = (model: string): { status: number; message: string } | null => {
+        const status = statuses.get(model);
+        if (status === undefined) return { status: 400, message: `model '${model}' not found` };
+        if (status !== 'loaded' && !autoload) return { status: 400, message: 'model is not loaded' };
+        if (status !== 'loaded') statuses.set(model, 'loaded');
+        return null;
+      };
+      if (route === 'POST /v1/chat/completions') {
+        const refusal = refuse(name);
+        if (refusal) llamaError(res, refusal.status, refusal.message);
+        else await llamaChat(req, res, wire, contextSize);
+        return true;
+      }
+      return handleOpenAiWire(req, res, wire, { idPrefix: 'chatcmpl-', error: llamaError, refuse });
     },
     (_req, res) => llamaError(res, 404, 'File Not Found'),
   );
