@@ -189,5 +189,13 @@ export class ReadinessSchema {
   @ApiProperty({ type: 'object', additionalProperties: freeForm }) details!: Record<string, unknown>;
 }
 
+/** `GET /health/live`: terminus' shape for a check with no indicators, always this body (common/http-server.ts). */
+export class LivenessSchema {
+  @ApiProperty({ enum: ['ok'] }) status!: string;
+  @ApiProperty({ type: 'object', additionalProperties: false }) info!: Record<string, never>;
+  @ApiProperty({ type: 'object', additionalProperties: false }) error!: Record<string, never>;
+  @ApiProperty({ type: 'object', additionalProperties: false }) details!: Record<string, never>;
+}
+
 /** Referenced by `additionalProperties` only, so they are registered with the document explicitly. */
-export const STATE_EXTRA_MODELS = [BackendHealthSchema, ModelHealthSchema];
+export const STATE_EXTRA_MODELS = [BackendHealthSchema, ModelHealthSchema, LivenessSchema];

@@ -1,6 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv } from 'ajv';
 import { getJson, startApp, type RunningApp } from '../support/app-harness.js';
+import { closed, pointer } from '../support/openapi-doc.js';
 
 describe('GET /openapi.json', () => {
   let running: RunningApp;
@@ -36,6 +37,7 @@ describe('GET /openapi.json', () => {
         'POST /api/models/{id}/load',
         'POST /api/models/{id}/unload',
         'GET /health',
+        'GET /health/live',
         'GET /health/ready',
         'GET /v1/models',
         'POST /v1/chat/completions',
@@ -44,6 +46,20 @@ describe('GET /openapi.json', () => {
         'POST /v1/images/generations',
       ].sort(),
     );
+  });
+
+  it('describes GET /health/live, answered before routing, and its real answer matches, field for field', async () => {
+    const { body } = await getJson(`${running.url}/openapi.json`);
+    expect(body.paths['/health/live'].get).toMatchObject({ operationId: 'Health_live', tags: ['health'] });
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    ajv.addSchema(closed(body) as object, 'doc');
+    const validate = ajv.getSchema(
+      `doc#/${pointer('paths', '/health/live', 'get', 'responses', '200', 'content', 'application/json', 'schema')}`,
+    )!;
+    const live = await getJson(`${running.url}/health/live`);
+    expect(live.status).toBe(200);
+    expect(validate(live.body)).toBe(true);
+    expect(validate({ ...live.body, extra: 1 })).toBe(false);
   });
 
   it('describes each /v1 request body: required fields and bounds that a validator enforces', async () => {
