@@ -12,7 +12,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { readFixture } from '../../fixtures/llama-server/exchanges.js';
-import { type FakeRequest, type FakeServerControls, sendJson, sendSse, startFakeHttp } from './fake-http.js';
+import { type FakeRequest, type FakeServerControls, sendJson, startFakeHttp } from './fake-http.js';
 import { handleOpenAiWire, newWireState, type OpenAiWireState, replyPieces } from './openai-wire.js';
 
 export type RouterStatus = 'loaded' | 'loading' | 'unloaded';
@@ -134,7 +134,7 @@ async function llamaChat(
       ...pieces.map((content) => chunk({ content }, null)),
       chunk({}, finish, { timings: TIMINGS }),
     ];
-    await sendSse(res, chunks, { delayMs: wire.chunkDelayMs, onClientGone: () => wire.streamsAbandoned++ });
+    await streamChunks(res, chunks, wire);
     return;
   }
   sendJson(res, 200, {
@@ -149,6 +149,31 @@ async function llamaChat(
     },
     timings: TIMINGS,
   });
+}
+
+/**
+ * Writes the chunks as SSE, `wire.chunkDelayMs` apart, then [DONE]. The wait between chunks ends when the
+ * client goes away, so a long gap (a server gone silent) leaves no timer behind once the test is over.
+ */
+async function streamChunks(res: ServerResponse, chunks: unknown[], wire: OpenAiWireState): Promise<void> {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const gone = new Promise<void>((resolve) =>
+    res.on('close', () => {
+      if (!res.writableEnded) wire.streamsAbandoned++;
+      resolve();
+    }),
+  );
+  for (const [i, chunk] of chunks.entries()) {
+    if (res.destroyed) return;
+    if (i > 0 && wire.chunkDelayMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([gone, new Promise<void>((r) => (timer = setTimeout(r, wire.chunkDelayMs)))]);
+      clearTimeout(timer);
+      if (res.destroyed) return;
+    }
+    res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+  res.end('data: [DONE]\n\n');
 }
 
 export async function startFakeLlamaServer(opts: FakeLlamaServerOptions = {}): Promise<FakeLlamaServer> {
