@@ -7,12 +7,14 @@
  * 2. non-streamed 64-token chats: tokens/s through modelplane as a fraction of direct (goal: ≥ 0.98).
  * The binary comes from LLAMA_SERVER_BIN (nothing downloaded); the model is the project's generated
  * tiny-chat GGUF. `ignore_eos` (a llama.cpp field modelplane passes through) makes every answer 64 tokens.
+ * modelplane runs as its own process (the compiled main, as people run it), so the client's work in this
+ * process (reading both paths' streams) is not counted against the proxy.
  */
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { LLAMA_SERVER_BIN, type Peer, startLlamaServer } from '../peers/support/llama-server-peer.js';
-import { startBenchApp } from './app-runner.js';
+import { type ServerProcess, startModelplane } from './app-runner.js';
 import { fixed, median, percentile, table } from './bench-util.js';
 
 const TOKENS = 64;
@@ -97,10 +99,10 @@ export async function runProxyBench(): Promise<string> {
   }
   const models = await ensureLlmTestModels();
   let peer: Peer | null = null;
-  let app: Awaited<ReturnType<typeof startBenchApp>> | null = null;
+  let app: ServerProcess | null = null;
   try {
     peer = await startLlamaServer(['-m', models.chat]);
-    app = await startBenchApp({
+    app = await startModelplane({
       eviction: { check_interval_s: 3600 },
       backends: [{ name: 'llama', type: 'llama-server', url: peer.url, models: [{ id: 'chat' }] }],
     });
@@ -152,7 +154,7 @@ export async function runProxyBench(): Promise<string> {
       '',
       `Node ${process.version}; llama-server \`-t 1\` on loopback with the generated tiny-chat GGUF; ` +
         `${TOKENS}-token chats (\`ignore_eos\`), ${RUNS} interleaved pairs per mode after ${WARMUP} warm-up pairs; ` +
-        'one client at a time.',
+        'one client at a time; modelplane in its own process.',
       '',
       `### Streamed, ${TOKENS} tokens (ms)`,
       '',
@@ -182,7 +184,7 @@ export async function runProxyBench(): Promise<string> {
       `tokens/s through modelplane: ${fixed(rateRatio, 3)} of direct (goal ≥ 0.98) — ${verdict(rateRatio >= 0.98)}.`,
     ].join('\n');
   } finally {
-    await app?.close();
+    await app?.stop();
     await peer?.stop();
     await agent.close();
   }
