@@ -51,9 +51,8 @@ export class FleetViewService {
     private readonly registry: ProviderRegistry,
   ) {
     this.fleet = fleetOf(config);
-    const host =
-      config.server.host === '0.0.0.0' || config.server.host === '::' ? this.fleet.nodeName : config.server.host;
-    this.selfUrl = this.fleet.selfUrl ?? `http://${host}:${config.server.port}`;
+    this.selfUrl =
+      this.fleet.selfUrl ?? `http://${reachableHost(config.server.host, this.fleet)}:${config.server.port}`;
   }
 
   get nodeName(): string {
@@ -150,4 +149,14 @@ export class FleetViewService {
       peer: usable ? (latest?.peer ?? null) : null,
     };
   }
+}
+
+/**
+ * The host peers can reach this node at when no self_url is set: the bound address, or, when bound to every
+ * interface, the pod IP (a Kubernetes node name is not a name the pod network resolves), then the node name.
+ */
+function reachableHost(bound: string, fleet: FleetConfig): string {
+  if (bound !== '0.0.0.0' && bound !== '::') return bound.includes(':') ? `[${bound}]` : bound;
+  if (fleet.podIp !== null) return fleet.podIp.includes(':') ? `[${fleet.podIp}]` : fleet.podIp;
+  return fleet.nodeName;
 }

@@ -112,6 +112,26 @@ describe('Kubernetes manifests (docker/kubernetes)', () => {
     );
   });
 
+  it("the node's own url is the pod IP and port, as the kubelet expands it (peers can reach it)", () => {
+    // Kubernetes expands $(NAME) only from variables defined earlier in the list; later or unknown ones stay
+    // literal. Play that with a pod IP, then load the config with the resulting environment.
+    const podIp = '10.42.0.7';
+    const env: Record<string, string> = {};
+    for (const e of container.env as Doc[]) {
+      if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[e.name as string] = podIp;
+      else if (typeof e.value === 'string')
+        env[e.name as string] = e.value.replace(
+          /\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g,
+          (all: string, name: string) => env[name] ?? all,
+        );
+    }
+    const port = container.ports[0].containerPort as number;
+    expect(env.MODELPLANE_SELF_URL).toBe(`http://${podIp}:${port}`);
+    const cm = find('ConfigMap', 'modelplane')[0]!;
+    const config = configFrom(parse(cm.data['modelplane.yaml']) as Record<string, unknown>, env);
+    expect(config.fleet).toMatchObject({ selfUrl: `http://${podIp}:${port}`, podIp });
+  });
+
   it('meets the restricted Pod Security Standard, with requests, limits and an accelerator-aware placement', () => {
     expect(find('Namespace')[0]!.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
     const allowed = [
