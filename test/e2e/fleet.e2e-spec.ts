@@ -3,7 +3,14 @@
  * through a real DNS exchange with an in-process responder on loopback. Probes and DNS lookups are driven
  * explicitly (what the background would do on its next round), so nothing depends on machine speed.
  */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../src/app.factory.js';
+import { BackendStartupService } from '../../src/models/backend-startup.service.js';
 import { getJson, postJson } from '../support/app-harness.js';
+import { configFrom } from '../support/config.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { waitFor } from '../support/wait-for.js';
 import { type DnsResponder, startDnsResponder } from '../support/dns-responder.js';
 import { type FleetNode, freePort, startNode } from '../support/fleet-harness.js';
 import { ensureLlmTestModels, TINY_CHAT_GGUF } from '../support/llm-test-models.js';
@@ -13,6 +20,36 @@ import { ProbeService } from '../../src/models/probe.service.js';
 const SERVICE = 'modelplane-peers.fleet.svc.cluster.local';
 const ADMIN = 'fleet-admin-token-1';
 const HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+
+/** Answers what a real node answered (recorded), until `hang()`: then it takes requests and never replies. */
+async function startReplayingPeer(
+  recorded: Map<string, string>,
+): Promise<{ url: string; hang(): void; held(): number; close(): Promise<void> }> {
+  let hung = false;
+  const held: ServerResponse[] = [];
+  const server = createServer((req, res) => {
+    if (hung) {
+      held.push(res);
+      return;
+    }
+    const body = recorded.get(req.url ?? '');
+    res.writeHead(body === undefined ? 404 : 200, { 'content-type': 'application/json' });
+    res.end(body ?? '{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hang: () => {
+      hung = true;
+    },
+    held: () => held.length,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
 
 describe('fleet of three nodes', () => {
   let dns: DnsResponder;
@@ -183,6 +220,67 @@ describe('fleet of three nodes', () => {
         .map((m: { id: string; state: string }) => [m.id, m.state]),
     );
     expect(states).toEqual({ tiny: 'loaded', roomy: 'unloaded' });
+  });
+
+  it('a hung peer never delays the fleet view, and is marked unreachable then stale after its probe deadlines', async () => {
+    // A peer that answered what node 3 answers, then hangs: it takes the connection and never replies.
+    const recorded = new Map<string, string>();
+    for (const path of ['/health/ready', '/api/fleet/node', '/api/models', '/api/models/loaded']) {
+      recorded.set(path, await (await fetch(`${nodes[2]!.url}${path}`)).text());
+    }
+    const peer = await startReplayingPeer(recorded);
+    // The node that looks at it runs on a FakeClock: a probe in flight stays in flight until the test moves time.
+    const clock = new FakeClock();
+    const timeoutMs = 1000;
+    const intervalMs = 60_000;
+    const app = await createApp(
+      configFrom({
+        server: { host: '127.0.0.8', port },
+        fleet: {
+          node_name: 'watcher',
+          probe_interval_ms: intervalMs,
+          probe_timeout_ms: timeoutMs,
+          discovery: { peers: [peer.url] },
+        },
+        backends: [],
+      }),
+      { logger: false, clock },
+    );
+    try {
+      await app.listen({ host: '127.0.0.8', port });
+      await app.get(BackendStartupService).settled();
+      const probes = app.get(ProbeService);
+      await probes.whenIdle();
+      const url = `http://127.0.0.8:${port}/api/fleet/models/loaded`;
+      const before = (await getJson(url)).body;
+      const line = before.nodes.find((n: { host: string }) => n.host === 'node-3');
+      expect(line).toMatchObject({ reachable: true, stale: false, readiness: 'ready' });
+      expect(before.loaded.map((e: { name: string; host: string }) => [e.name, e.host])).toEqual([['tiny3', 'node-3']]);
+
+      peer.hang();
+      const probing = probes.probeNow(line.backend);
+      await waitFor(() => peer.held() > 0, 'the probe to reach the hung peer');
+      // The probe is in flight and cannot end before the clock moves: a read that waited for it would never answer.
+      const during = await getJson(url);
+      expect(during.status).toBe(200);
+      expect(during.body.nodes.find((n: { host: string }) => n.host === 'node-3')).toMatchObject({ reachable: true });
+
+      clock.advance(timeoutMs);
+      await probing;
+      const after = (await getJson(url)).body;
+      expect(after.nodes.find((n: { host: string }) => n.host === 'node-3')).toMatchObject({
+        reachable: false,
+        readiness: 'unavailable',
+      });
+      expect(after.loaded).toEqual([]);
+      // No good observation for longer than interval + timeout: stale as well.
+      clock.advance(intervalMs + 1);
+      const later = (await getJson(url)).body;
+      expect(later.nodes.find((n: { host: string }) => n.host === 'node-3')).toMatchObject({ stale: true });
+    } finally {
+      await app.close();
+      await peer.close();
+    }
   });
 
   it('a killed node leaves routing and is marked in the fleet view at its next probe', async () => {
