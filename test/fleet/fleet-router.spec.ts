@@ -74,7 +74,7 @@ function peerAnswer(node: string, models: PeerModel[]): Observation {
   };
 }
 
-const DOWN: Observation = { reachable: false, error: 'connect ECONNREFUSED', serverState: 'unreachable', models: [] };
+const DOWN: Observation = { reachable: false, error: 'connect ECONNREFUSED', serverState: 'error', models: [] };
 
 describe('fleet router: where a request goes', () => {
   let clock: FakeClock;
