@@ -50,6 +50,11 @@ export class ModelsController {
     // What every view shows as loaded is what gets unloaded (the same snapshot).
     for (const m of this.models.snapshot().models) {
       if (m.state !== 'loaded' || m.pinned) continue;
+      // "Unload everything" is this node's memory; a peer's models are unloaded one by one or on that node.
+      if (m.backend_type === 'modelplane') {
+        skipped.push({ model: m.id, reason: 'on_peer' });
+        continue;
+      }
       if (!m.can_unload) {
         skipped.push({ model: m.id, reason: 'unload_unsupported' });
         continue;

@@ -190,6 +190,17 @@ describe('fleet of three nodes', () => {
     expect(onNode1.body.models.find((m: { id: string }) => m.id === 'tiny').state).toBe('unloaded');
   });
 
+  it("unload-all frees this node's memory only: models loaded on a peer stay, listed as skipped", async () => {
+    await nodes[0]!.observe();
+    const res = await postJson(`${nodes[0]!.url}/api/models/unload`, {}, { authorization: `Bearer ${ADMIN}` });
+    expect(res.status).toBe(200);
+    expect(res.body.unloaded).not.toContain('tiny2');
+    expect(res.body.skipped).toContainEqual({ model: 'tiny2', reason: 'on_peer' });
+    const onNode2 = await getJson(`${nodes[1]!.url}/api/models/loaded`);
+    const own = onNode2.body.loaded.filter((e: { backend: string }) => e.backend === 'local');
+    expect(own.map((e: { name: string }) => e.name).sort()).toEqual(['tiny', 'tiny2']);
+  });
+
   it('never forwards a forwarded request again (no loops): it is served where it lands', async () => {
     const res = await postJson(`${nodes[0]!.url}/v1/chat/completions`, chat('tiny'), {
       'x-modelplane-forwarded': 'node-9',

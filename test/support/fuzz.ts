@@ -33,6 +33,7 @@ const DOCUMENTED_503 = new Set([
   'backend_unavailable',
   'insufficient_memory',
   'shutting_down',
+  'not_served_here',
   'too_many_connections',
 ]);
 
