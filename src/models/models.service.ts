@@ -6,6 +6,8 @@ import type { BackendSnapshot, ModelSnapshot, StateSnapshot } from './state-snap
 /** Per-model summary in GET /health (and the bus heartbeat, and the /metrics gauges). */
 export interface ModelHealth {
   state: string;
+  /** Why it is in that state when that needs saying (a failed load's exit code, a stuck load). */
+  reason: string | null;
   idle_seconds: number | null;
   idle_unload_threshold_s: number | null;
   unloads_in_s: number | null;
@@ -98,6 +100,7 @@ export class ModelsService {
     for (const m of snapshot.models) {
       out[m.id] = {
         state: m.state,
+        reason: m.reason,
         idle_seconds: m.idle_seconds,
         idle_unload_threshold_s: m.idle_unload_threshold_s,
         unloads_in_s: m.unloads_in_s,

@@ -157,6 +157,8 @@ export class BackendHealthSchema {
 
 export class ModelHealthSchema {
   @ApiProperty({ enum: MODEL_STATES }) state!: string;
+  @ApiProperty({ type: 'string', nullable: true, description: 'Why, where it needs saying (e.g. a failed load)' })
+  reason!: string | null;
   @ApiProperty(nullableNumber) idle_seconds!: number | null;
   @ApiProperty(nullableNumber) idle_unload_threshold_s!: number | null;
   @ApiProperty(nullableNumber) unloads_in_s!: number | null;

@@ -164,6 +164,12 @@ describe('OpenAI-compatible inference on the in-process llama-cpp backend', () =
     expect(health.readiness).toBe('ready');
     expect(health.backends['local-llm'].readiness).toBe('ready');
     expect(health.models.missing.state).toBe('failed');
+    // Every view says why, /health too (the same reason as /api/models).
+    const listed = (await getJson(`${running.url}/api/models`)).body.models.find(
+      (m: { id: string }) => m.id === 'missing',
+    );
+    expect(health.models.missing.reason).toEqual(expect.stringContaining('missing'));
+    expect(health.models.missing.reason).toBe(listed.reason);
     // And the other models still serve.
     expect(
       (await postJson(`${running.url}/v1/chat/completions`, { model: 'chat', messages: user('x'), max_tokens: 2 }))
