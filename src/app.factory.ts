@@ -4,7 +4,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { DestinationStream } from 'pino';
+import type { DestinationStream, Logger as PinoLogger } from 'pino';
 import { AppModule } from './app.module.js';
 import { Clock } from './common/clock.js';
 import { apiKeyOnRequest } from './auth/auth.guards.js';
@@ -32,6 +32,8 @@ export interface CreateAppOptions {
   logger?: false | LogLevel[];
   /** JSON log lines go here instead of stdout (tests read them). */
   logStream?: DestinationStream;
+  /** The root logger when the caller made it already (main.ts logs before the app exists). */
+  log?: PinoLogger;
 }
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
@@ -56,8 +58,8 @@ export async function createApp(config: AppConfig, options: CreateAppOptions = {
       return id;
     },
   });
-  const logging = options.logStream !== undefined || options.logger !== false;
-  const log = createRootLogger(config, { stream: options.logStream, enabled: logging });
+  const logging = options.log !== undefined || options.logStream !== undefined || options.logger !== false;
+  const log = options.log ?? createRootLogger(config, { stream: options.logStream, enabled: logging });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ config, clock: options.clock, log }),
     adapter,

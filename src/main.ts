@@ -1,10 +1,12 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createApp } from './app.factory.js';
 import { ShutdownNotice } from './common/shutdown.js';
 import { ConfigError, loadConfig } from './config/config.loader.js';
 import type { AppConfig } from './config/app-config.js';
+import { createRootLogger, startupLogger } from './logging/logging.js';
 
 /** Exit code for a configuration the process refuses to start with. */
 export const EXIT_BAD_CONFIG = 2;
@@ -23,10 +25,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // One root logger from the first line on: stdout is JSON lines (unless pretty) even for what is
+  // written before the app exists. createApp hands Nest's logger over to nestjs-pino on the same root.
+  const log = createRootLogger(config);
+  Logger.overrideLogger(startupLogger(log));
   const { prepareDemo } = await import('./demo/demo-models.js');
   if (config.demo) await prepareDemo(config);
 
-  const app = await createApp(config);
+  const app = await createApp(config, { log });
   const logger = new Logger('modelplane');
   let closing = false;
   const shutdown = (signal: string): void => {
@@ -60,7 +66,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   await app.listen({ host: config.server.host, port: config.server.port });
-  logger.log(`listening on http://${config.server.host}:${config.server.port}${config.demo ? ' (embedded demo)' : ''}`);
+  // The bound port, not the configured one: `port: 0` picks a free port and this line is how to find it.
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  logger.log(`listening on http://${config.server.host}:${port}${config.demo ? ' (embedded demo)' : ''}`);
   if (config.server.adminToken === null) {
     logger.log(
       'no admin token: admin routes answer direct loopback clients only (set MODELPLANE_ADMIN_TOKEN behind a proxy)',

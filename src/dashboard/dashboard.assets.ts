@@ -9,8 +9,10 @@ const TYPES: Record<string, string> = {
 };
 
 /**
- * The files live in src/dashboard/public and are not compiled; from dist/src/dashboard the same
- * folder is three levels up, so both `npm start` and the tests find it without a copy step.
+ * The files live in src/dashboard/public and are not compiled. `npm run build` (`nest build`, the
+ * assets in nest-cli.json) copies them next to this module in dist, so a built app needs no src/ (the
+ * container image has none); under ts-jest this module runs from src/dashboard itself. The second
+ * candidate serves a checkout's dist compiled by bare `tsc`, which copies nothing.
  */
 function publicDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -1,3 +1,4 @@
+import type { LoggerService } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import { type DestinationStream, type Logger, type LevelWithSilent, pino } from 'pino';
@@ -15,7 +16,8 @@ const PINO_LEVEL: Record<AppConfig['logLevel'], LevelWithSilent> = {
 
 /**
  * Never written to a log: credentials in headers (wherever a header object is logged) and the
- * configured tokens if a config object is ever logged.
+ * configured tokens if a config object is ever logged. Paths match one level of wildcard only; the
+ * configured values themselves are also masked wherever they appear (maskSecrets).
  */
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -40,8 +42,36 @@ export function wantsPretty(config: AppConfig): boolean {
   return config.logFormat === 'pretty' || (config.logFormat === null && process.stdout.isTTY === true);
 }
 
+/** Every credential the config holds: the server's admin token and API key, each backend's key and admin token. */
+export function configuredSecrets(config: AppConfig): string[] {
+  const all = [
+    config.server.adminToken,
+    config.server.apiKey,
+    ...config.backends.flatMap((b) => [b.apiKey, b.adminToken ?? null]),
+  ];
+  return [...new Set(all.filter((s): s is string => typeof s === 'string' && s.length > 0))];
+}
+
+const CENSOR = '[redacted]';
+
+/**
+ * A written line with every configured secret replaced, as it appears raw or JSON-escaped: the
+ * redact paths only cover fields, and a token can also reach a line inside a message, an error or
+ * an object logged deeper than they reach. Lines without a secret come back as they are.
+ */
+export function maskSecrets(line: string, secrets: readonly string[]): string {
+  let out = line;
+  for (const secret of secrets) {
+    out = out.replaceAll(secret, CENSOR);
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    if (escaped !== secret) out = out.replaceAll(escaped, CENSOR);
+  }
+  return out;
+}
+
 /** The root pino logger of the app; request loggers are its children carrying `req_id`. */
 export function createRootLogger(config: AppConfig, options: LoggingOptions = {}): Logger {
+  const secrets = configuredSecrets(config);
   const level = options.enabled === false ? 'silent' : PINO_LEVEL[config.logLevel];
   const destination = wantsPretty(config)
     ? pretty({
@@ -56,7 +86,8 @@ export function createRootLogger(config: AppConfig, options: LoggingOptions = {}
       base: { service: 'modelplane' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      ...(secrets.length > 0 ? { hooks: { streamWrite: (line: string) => maskSecrets(line, secrets) } } : {}),
     },
     destination,
   );
@@ -77,5 +108,35 @@ export function loggerParams(root: Logger): Params {
       // Fastify's genReqId stores the id on the raw request (app.factory.ts).
       genReqId: (req: IncomingMessage) => req.id,
     },
+  };
+}
+
+type PinoMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * Nest's static `Logger` over the app's root pino logger, for the lines main.ts writes before the app
+ * exists (the demo's models are prepared first). Without it they go to Nest's coloured text logger
+ * and stdout's first line is not JSON. Same shape as nestjs-pino's lines: `context` and `msg`.
+ * (nestjs-pino's own Logger cannot be made this early: its first use fixes the process-wide
+ * pino-http middleware, request-id options included.)
+ */
+export function startupLogger(root: Logger): LoggerService {
+  const write =
+    (method: PinoMethod) =>
+    (message: unknown, ...params: unknown[]): void => {
+      // Nest passes the logger's context as the last parameter.
+      const context = params.at(-1);
+      const fields: Record<string, unknown> = typeof context === 'string' ? { context } : {};
+      if (message instanceof Error) root[method]({ ...fields, err: message }, message.message);
+      else if (typeof message === 'object' && message !== null) root[method]({ ...fields, ...message });
+      else root[method](fields, String(message));
+    };
+  return {
+    fatal: write('fatal'),
+    error: write('error'),
+    warn: write('warn'),
+    log: write('info'),
+    debug: write('debug'),
+    verbose: write('trace'),
   };
 }
