@@ -81,7 +81,8 @@ export async function spawnServer(
  * modelplane as people run it: its own process (the compiled main of the bench build), so its event
  * loop serves only the server side, and the benchmark client's work in this process (parsing streams,
  * reading large image responses) is not counted against the server. MODELPLANE_BENCH_MAIN names another
- * build's main.js (e.g. the previous commit's, built in a worktree) to measure it the same way.
+ * build's main.js (e.g. the previous commit's, built in a worktree) to measure it the same way;
+ * MODELPLANE_BENCH_NODE_ARGS adds node flags (space-separated, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
 export function startModelplane(config: Record<string, unknown>): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'mp-bench-'));
@@ -92,7 +93,8 @@ export function startModelplane(config: Record<string, unknown>): Promise<Server
     process.execPath,
     (port) => {
       writeFileSync(file, stringify({ log_level: 'error', server: { host: '127.0.0.1', port }, ...config }));
-      return [main, '--config', file];
+      const nodeArgs = (process.env.MODELPLANE_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a.length > 0);
+      return [...nodeArgs, main, '--config', file];
     },
     '/health/ready',
   );

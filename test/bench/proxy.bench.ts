@@ -9,7 +9,12 @@
  * tiny-chat GGUF. `ignore_eos` (a llama.cpp field modelplane passes through) makes every answer 64 tokens.
  * modelplane runs as its own process (the compiled main, as people run it), so the client's work in this
  * process (reading both paths' streams) is not counted against the proxy.
+ * 3. CPU time of the modelplane process per proxied request (user + system, from /proc), streamed and
+ *    non-streamed: unlike wall-clock figures it hardly moves with other load on the machine, so it is
+ *    the number to compare before/after a change on a busy machine.
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
@@ -89,6 +94,55 @@ async function pairs(
   return [a, b];
 }
 
+/**
+ * The pid of the modelplane child this process spawned (its command line names main.js and --config), found
+ * through /proc rather than the spawn handle so app-runner needs no change for it.
+ */
+function modelplanePid(): number {
+  const children = readdirSync('/proc/self/task').flatMap((tid) =>
+    readFileSync(`/proc/self/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+  );
+  const ours = children.filter((pid) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.some((a) => a.endsWith('main.js')) && argv.includes('--config');
+  });
+  if (ours.length !== 1) throw new Error(`expected one modelplane child process, found ${ours.length}`);
+  return ours[0]!;
+}
+
+const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+interface Cpu {
+  userMs: number;
+  systemMs: number;
+}
+
+/** CPU ms the process has used so far (all threads), in user space and in the kernel. */
+function cpuMs(pid: number): Cpu {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ms = (ticks: string | undefined): number => (Number(ticks) / CLOCK_TICKS_PER_S) * 1000;
+  return { userMs: ms(fields[11]), systemMs: ms(fields[12]) };
+}
+
+/** Runs `phase` and returns the modelplane process's CPU ms per proxied request during it. */
+async function cpuPerRequest(pid: number, requests: number, phase: () => Promise<unknown>): Promise<Cpu> {
+  const before = cpuMs(pid);
+  await phase();
+  const after = cpuMs(pid);
+  return {
+    userMs: (after.userMs - before.userMs) / requests,
+    systemMs: (after.systemMs - before.systemMs) / requests,
+  };
+}
+
+const cpuCells = (cpu: Cpu): string[] => [
+  fixed(cpu.userMs + cpu.systemMs, 2),
+  fixed(cpu.userMs, 2),
+  fixed(cpu.systemMs, 2),
+];
+
 const sorted = (xs: number[]): number[] => [...xs].sort((x, y) => x - y);
 const p = (xs: number[], q: number): string => fixed(percentile(sorted(xs), q), 2);
 
@@ -106,6 +160,7 @@ export async function runProxyBench(): Promise<string> {
       eviction: { check_interval_s: 3600 },
       backends: [{ name: 'llama', type: 'llama-server', url: peer.url, models: [{ id: 'chat' }] }],
     });
+    const pid = modelplanePid();
     const messages = [{ role: 'user', content: 'hello' }];
     const base = { messages, max_tokens: TOKENS, temperature: 0, ignore_eos: true };
     const directUrl = `${peer.url}/v1/chat/completions`;
@@ -120,21 +175,29 @@ export async function runProxyBench(): Promise<string> {
       () => streamed(directUrl, directStream),
       () => streamed(ourUrl, ourStream),
     );
-    const [sd, st] = await pairs(
-      RUNS,
-      () => streamed(directUrl, directStream),
-      () => streamed(ourUrl, ourStream),
-    );
+    let sd: Timing[] = [];
+    let st: Timing[] = [];
+    const cpuStreamed = await cpuPerRequest(pid, RUNS, async () => {
+      [sd, st] = await pairs(
+        RUNS,
+        () => streamed(directUrl, directStream),
+        () => streamed(ourUrl, ourStream),
+      );
+    });
     await pairs(
       WARMUP,
       () => whole(directUrl, directWhole),
       () => whole(ourUrl, ourWhole),
     );
-    const [wd, wt] = await pairs(
-      RUNS,
-      () => whole(directUrl, directWhole),
-      () => whole(ourUrl, ourWhole),
-    );
+    let wd: Timing[] = [];
+    let wt: Timing[] = [];
+    const cpuWhole = await cpuPerRequest(pid, RUNS, async () => {
+      [wd, wt] = await pairs(
+        RUNS,
+        () => whole(directUrl, directWhole),
+        () => whole(ourUrl, ourWhole),
+      );
+    });
     for (const t of [...sd, ...st, ...wd, ...wt]) {
       if (t.tokens !== TOKENS) throw new Error(`expected ${TOKENS} tokens, got ${t.tokens}`);
     }
@@ -182,6 +245,21 @@ export async function runProxyBench(): Promise<string> {
       ),
       '',
       `tokens/s through modelplane: ${fixed(rateRatio, 3)} of direct (goal ≥ 0.98) — ${verdict(rateRatio >= 0.98)}.`,
+      '',
+      '### CPU of the modelplane process per proxied request',
+      '',
+      'User + system time of the whole process (all threads, /proc), over the measured pairs divided by the ' +
+        'requests it proxied; includes its background probes (every 5 s). Robust to other load on the machine.',
+      '',
+      table(
+        ['mode', 'CPU ms / request', 'user', 'system'],
+        [
+          [`streamed, ${TOKENS} tokens`, ...cpuCells(cpuStreamed)],
+          [`non-streamed, ${TOKENS} tokens`, ...cpuCells(cpuWhole)],
+        ],
+      ),
+      '',
+      `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
     ].join('\n');
   } finally {
     await app?.stop();
