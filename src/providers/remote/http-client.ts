@@ -8,7 +8,7 @@
  *   within backend.requestTimeoutMs → 504 upstream_timeout.
  * A client disconnect (its AbortSignal) aborts the upstream request too.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { AppError, UpstreamError, UpstreamTimeoutError } from '../../common/errors.js';
 import type { BackendConfig } from '../../config/app-config.js';
 import { isRecord, parseJson, upstreamMessage } from './json.js';
@@ -56,14 +56,25 @@ interface Deadline {
 function deadline(timeoutMs: number, client?: AbortSignal): Deadline {
   // Real time on purpose, like AbortSignal.timeout: it bounds a real upstream's socket, whose progress no test
   // clock moves; a FakeClock here would turn every hung-upstream test into one that must advance time by hand.
+  // One controller for both causes, the client's abort forwarded by a listener: AbortSignal.any built a
+  // composite signal (weak references both ways, kept for GC) on every request.
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DeadlineExceeded('deadline')), timeoutMs);
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    controller.abort(new DeadlineExceeded('deadline'));
+  }, timeoutMs);
   timer.unref?.();
-  const signal = client ? AbortSignal.any([client, controller.signal]) : controller.signal;
+  const forward = (): void => controller.abort(client!.reason);
+  if (client?.aborted) forward();
+  else client?.addEventListener('abort', forward, { once: true });
   return {
-    signal,
-    expired: () => controller.signal.aborted,
-    clear: () => clearTimeout(timer),
+    signal: controller.signal,
+    expired: () => expired,
+    clear: () => {
+      clearTimeout(timer);
+      client?.removeEventListener('abort', forward);
+    },
   };
 }
 
@@ -102,15 +113,26 @@ function drainTail(body: Dispatcher.ResponseData['body'], limit: number): void {
 export class RemoteHttpClient {
   readonly baseUrl: string;
   private readonly agent: Agent;
+  /** undici's `origin` and the path prefix of baseUrl, split once instead of parsing a URL per request. */
+  private readonly origin: string;
+  private readonly basePath: string;
+  /** The request headers of each kind of call, built once (undici only reads them). */
   private readonly headers: Record<string, string>;
+  private readonly jsonHeaders: Record<string, string>;
+  private readonly sseHeaders: Record<string, string>;
 
   constructor(private readonly backend: BackendConfig) {
     if (!backend.url) throw new Error(`backend '${backend.name}' (${backend.type}) has no url`);
     this.baseUrl = backend.url.replace(/\/+$/, '');
     // A short keep-alive: probes every second or two reuse the connection, idle ones are dropped quickly.
     this.agent = new Agent({ keepAliveTimeout: 4_000, connect: { timeout: backend.requestTimeoutMs } });
+    const url = new URL(this.baseUrl);
+    this.origin = url.origin;
+    this.basePath = url.pathname.replace(/\/+$/, '');
     this.headers = { accept: 'application/json', ...backend.headers };
     if (backend.apiKey) this.headers.authorization = `Bearer ${backend.apiKey}`;
+    this.jsonHeaders = { ...this.headers, 'content-type': 'application/json' };
+    this.sseHeaders = { ...this.jsonHeaders, accept: 'text/event-stream' };
   }
 
   /** A probe call: any HTTP status is returned; network errors and aborts are thrown. */
@@ -166,7 +188,7 @@ export class RemoteHttpClient {
     try {
       res = await this.dispatch('POST', path, body, limit.signal, {
         bodyTimeout: this.backend.streamIdleTimeoutMs,
-        accept: 'text/event-stream',
+        sse: true,
       });
     } catch (err) {
       limit.clear();
@@ -232,17 +254,16 @@ export class RemoteHttpClient {
     path: string,
     body: unknown,
     signal: AbortSignal,
-    opts: { headersTimeout?: number; bodyTimeout?: number; accept?: string },
+    opts: { headersTimeout?: number; bodyTimeout?: number; sse?: boolean },
   ): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = { ...this.headers };
-    if (opts.accept) headers.accept = opts.accept;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    return request(`${this.baseUrl}${path}`, {
+    const headers = opts.sse ? this.sseHeaders : body === undefined ? this.headers : this.jsonHeaders;
+    return this.agent.request({
+      origin: this.origin,
+      path: `${this.basePath}${path}`,
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
-      dispatcher: this.agent,
       headersTimeout: opts.headersTimeout ?? this.backend.requestTimeoutMs,
       bodyTimeout: opts.bodyTimeout ?? this.backend.requestTimeoutMs,
     });
