@@ -12,14 +12,16 @@ export async function* sseData(
   let scanned = 0;
   let data: string[] = [];
   let dataChars = 0;
-  const flushLine = function* (line: string): Generator<string> {
+  /** One line of the stream; returns an event's data when the line ends the event (a plain function: a
+   * generator per line cost two extra objects and a `yield*` hop for every line of every stream). */
+  const flushLine = (line: string): string | null => {
     if (line === '') {
-      if (data.length > 0) yield data.join('\n');
+      const event = data.length === 0 ? null : data.length === 1 ? data[0]! : data.join('\n');
       data = [];
       dataChars = 0;
-      return;
+      return event;
     }
-    if (line.startsWith(':')) return;
+    if (line.startsWith(':')) return null;
     const colon = line.indexOf(':');
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? '' : line.slice(colon + 1);
@@ -31,6 +33,7 @@ export async function* sseData(
       if (dataChars > maxLineChars) throw new SseLineTooLongError(maxLineChars);
       data.push(field === 'error' ? JSON.stringify({ error: value }) : value);
     }
+    return null;
   };
   for await (const part of source) {
     buffer += typeof part === 'string' ? part : decoder.decode(part, { stream: true });
@@ -41,14 +44,19 @@ export async function* sseData(
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
       scanned = 0;
-      yield* flushLine(line);
+      const event = flushLine(line);
+      if (event !== null) yield event;
     }
     scanned = Math.max(0, buffer.length - 1);
     if (buffer.length > maxLineChars) throw new SseLineTooLongError(maxLineChars);
   }
   buffer += decoder.decode();
-  if (buffer.length > 0) yield* flushLine(buffer);
-  yield* flushLine('');
+  if (buffer.length > 0) {
+    const event = flushLine(buffer);
+    if (event !== null) yield event;
+  }
+  const last = flushLine('');
+  if (last !== null) yield last;
 }
 
 /**
