@@ -32,6 +32,8 @@ export function observeRequests(
       const status = reply.raw.statusCode;
       deps.metrics.httpRequest(route, request.method, status, seconds);
       const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      // A level that is off (log_level: error drops the 2xx lines) builds no line at all.
+      if (!deps.log.isLevelEnabled(level)) return;
       deps.log[level](
         {
           req_id: String(request.id),
