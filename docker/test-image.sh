@@ -167,8 +167,13 @@ npm_cache=$(npm config get cache 2>/dev/null)
 cache_mount=()
 [ -d "$npm_cache/_cacache" ] && cache_mount=(-v "$npm_cache:/root/.npm:O")
 version=$(node -p 'require("./package.json").version')
+# The target platform as a build argument, as BuildKit and `buildah --platform` set it: the Dockerfile's
+# prune keeps that architecture's runtimes (without it, it falls back to the build's own `node` arch).
+case "$(node -p process.arch)" in
+  x64) target_arch=amd64 ;; arm) target_arch=arm ;; *) target_arch=$(node -p process.arch) ;;
+esac
 if "${PODMAN[@]}" build --pull=never --format docker "${ULIMITS[@]}" "${cache_mount[@]}" \
-  --build-arg "VERSION=$version" -f docker/Dockerfile -t "$IMAGE" . >"$LOGS/build.log" 2>&1; then
+  --build-arg "TARGETARCH=$target_arch" --build-arg "VERSION=$version" -f docker/Dockerfile -t "$IMAGE" . >"$LOGS/build.log" 2>&1; then
   timings+=("build=$(($(date +%s) - start))")
   pass "image builds ($(($(date +%s) - start)) s)"
 else
@@ -188,10 +193,21 @@ check "image size ${size_mb} MB <= budget ${SIZE_BUDGET_MB} MB" [ "$size_mb" -le
 check "HEALTHCHECK on /health/live" grep -q '/health/live' <<<"$(inspect '{{json .Config.Healthcheck}}')"
 check "STOPSIGNAL SIGTERM" [ "$(inspect '{{.Config.StopSignal}}')" = SIGTERM ]
 check "runs as user node, not root" [ "$(inspect '{{.Config.User}}')" = node ]
-check "OCI labels (source, version, licenses)" grep -q 'org.opencontainers.image.source.*org.opencontainers.image.version\|org.opencontainers.image.version.*org.opencontainers.image.source' <<<"$(inspect '{{json .Config.Labels}}' | tr -d '\n')"
+check "build got TARGETARCH=$target_arch" bash -c '! grep -q "missing \"TARGETARCH\" build argument" "$1"' _ "$LOGS/build.log"
+label() { inspect "{{index .Config.Labels \"org.opencontainers.image.$1\"}}"; }
+license=$(node -p 'require("./package.json").license')
+labels_ok() { [ -n "$(label source)" ] && [ "$(label version)" = "$version" ] && [ "$(label licenses)" = "$license" ]; }
+check "OCI labels: source $(label source), version $(label version) = $version, licenses $(label licenses) = $license" labels_ok
 check "declares the /app/data volume" grep -q '/app/data' <<<"$(inspect '{{json .Config.Volumes}}')"
-# What the Dockerfile itself puts in the image must not carry the test base's proxy CA or a token.
-check "no CA override or token baked in by the Dockerfile" bash -c '! grep -Eiq "NODE_EXTRA_CA_CERTS|TOKEN=|API_KEY=" docker/Dockerfile'
+# What the Dockerfile itself puts in the image must not carry the test base's proxy CA or a token:
+# the image's environment, less what the locally made base brings (its CA for the proxy here).
+image_env=$(inspect '{{range .Config.Env}}{{println .}}{{end}}')
+base_env=$("${PODMAN[@]}" image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$BASE")
+added_env=$(grep -vxF -f <(grep -v '^$' <<<"$base_env") <<<"$image_env" | tr '\n' ' ')
+check "image environment carries no token, key, secret or password (${image_env//$'\n'/ })" \
+  bash -c '! grep -Eiq "(TOKEN|API_KEY|SECRET|PASSWORD)[A-Z_]*=" <<<"$1"' _ "$image_env"
+check "the Dockerfile adds no CA override (adds: ${added_env})" bash -c '! grep -q NODE_EXTRA_CA_CERTS <<<"$1"' _ "$added_env"
+check "no CA override or token in the Dockerfile text" bash -c '! grep -Eiq "NODE_EXTRA_CA_CERTS|TOKEN=|API_KEY=" docker/Dockerfile'
 in_image() { # a throwaway container of the image running a shell command; "ran=<status>" shows it ran at all
   "${PODMAN[@]}" run --rm --no-healthcheck "${ULIMITS[@]}" --entrypoint sh "$IMAGE" -c "$1; echo ran=\$?" 2>"$LOGS/in-image.log"
 }
@@ -206,25 +222,27 @@ nm_mb=$(in_image 'du -sm /app/node_modules | cut -f1' | head -1)
 timings+=("node_modules_mb=$nm_mb")
 
 # ---------------------------------------------------------------------------------------------
-# 5. Run it: read-only root filesystem, a named data volume, published on loopback only.
+# 5. Run it: read-only root filesystem, a named data volume, published on loopback only, on a port
+# other than the image's default so HEALTHCHECK shows it follows MODELPLANE_PORT.
+APP_PORT=8081
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 url="http://127.0.0.1:${port}"
 "${PODMAN[@]}" volume create "$VOLUME" >/dev/null
 start_ms=$(now_ms)
-if ! "${PODMAN[@]}" run -d --name "$CONTAINER" --read-only -v "$VOLUME:/app/data" -p "127.0.0.1:${port}:8080" \
-  "${ULIMITS[@]}" -e MODELPLANE_ADMIN_TOKEN=container-test-token "$IMAGE" >/dev/null 2>"$LOGS/run.log"; then
+if ! "${PODMAN[@]}" run -d --name "$CONTAINER" --read-only -v "$VOLUME:/app/data" -p "127.0.0.1:${port}:${APP_PORT}" \
+  "${ULIMITS[@]}" -e MODELPLANE_PORT="$APP_PORT" -e MODELPLANE_ADMIN_TOKEN=container-test-token "$IMAGE" >/dev/null 2>"$LOGS/run.log"; then
   # (run.log also collects podman's complaint that it cannot reach systemd for healthcheck timers.)
   fail "podman run: $(grep -v systemd "$LOGS/run.log")"
   write_results ""
   exit 1
 fi
 
-http() { # http <method> <path> [json body] → prints "<status> <body>"
+http() { # http <method> <path> [json body] → prints "<status> <content-type> <body>"
   node -e '
     const [method, url, body] = process.argv.slice(1);
     fetch(url, { method, headers: body ? { "content-type": "application/json" } : {}, body: body || undefined,
       signal: AbortSignal.timeout(60000) })
-      .then(async (r) => console.log(r.status, await r.text()))
+      .then(async (r) => console.log(r.status, (r.headers.get("content-type") ?? "-").replace(/ /g, ""), await r.text()))
       .catch((e) => console.log(0, String(e.cause ?? e)));
   ' "$1" "${url}$2" "${3:-}"
 }
@@ -248,6 +266,12 @@ img=$(http POST /v1/images/generations '{"model":"demo-image","prompt":"a boat",
 check "demo image answers 200 with b64 data" grep -q '^200 .*"b64_json"' <<<"$img"
 loaded=$(http GET /api/models/loaded)
 check "/api/models/loaded lists demo-chat and demo-image" bash -c 'grep -q "^200 " <<<"$1" && grep -q "\"demo-chat\"" <<<"$1" && grep -q "\"demo-image\"" <<<"$1"' _ "$loaded"
+# The dashboard's files are in the image (dist), not only in a checkout's src/.
+page=$(http GET /)
+check "/ answers 200 text/html (the dashboard)" grep -q '^200 text/html' <<<"$page"
+check "/dashboard/app.js answers 200" grep -q '^200 text/javascript' <<<"$(http GET /dashboard/app.js)"
+metrics=$(http GET /metrics)
+check "/metrics answers 200 with modelplane and process metrics" bash -c 'grep -q "^200 text/plain" <<<"$1" && grep -q "modelplane_requests_total" <<<"$1" && grep -q "process_resident_memory_bytes" <<<"$1"' _ "$metrics"
 bad=$(http POST /v1/chat/completions '{"messages":[]}')
 check "bad input gets a 4xx error envelope" grep -Eq '^4[0-9][0-9] .*"error"' <<<"$bad"
 
@@ -255,7 +279,7 @@ exec_in() { "${PODMAN[@]}" exec "$CONTAINER" "$@"; }
 check "process runs as a non-root uid ($(exec_in id -u 2>/dev/null))" [ "$(exec_in id -u 2>/dev/null)" != 0 ] 
 check "root filesystem is read-only" bash -c '! "$@" sh -c "touch /app/probe" 2>/dev/null' _ "${PODMAN[@]}" exec "$CONTAINER"
 check "data volume is writable and holds the generated demo models" exec_in sh -c 'touch /app/data/probe && rm /app/data/probe && ls /app/data/demo/demo-chat.gguf >/dev/null'
-check "HEALTHCHECK runs healthy" "${PODMAN[@]}" healthcheck run "$CONTAINER"
+check "HEALTHCHECK runs healthy on the configured port (MODELPLANE_PORT=$APP_PORT)" "${PODMAN[@]}" healthcheck run "$CONTAINER"
 
 # ---------------------------------------------------------------------------------------------
 # 6. SIGTERM: podman stop sends STOPSIGNAL, then SIGKILL after -t; a clean drain exits 0 well before.
