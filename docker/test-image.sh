@@ -213,8 +213,9 @@ in_image() { # a throwaway container of the image running a shell command; "ran=
 }
 leftovers=$(in_image 'cd /app && ls -d dist/test node_modules/typescript node_modules/node-llama-cpp/llama/gitRelease.bundle \
      node_modules/onnxruntime-node/bin/napi-v*/darwin node_modules/onnxruntime-node/bin/napi-v*/win32 \
-     node_modules/@node-llama-cpp/*cuda* node_modules/@node-llama-cpp/*vulkan* 2>/dev/null; true')
-check "no dist/test, TypeScript, llama.cpp source bundle, other-platform or GPU runtimes (${leftovers//$'\n'/ })" \
+     node_modules/@node-llama-cpp/*cuda* node_modules/@node-llama-cpp/*vulkan* \
+     node_modules/protobufjs/cli node_modules/swagger-ui-dist 2>/dev/null; true')
+check "no dist/test, TypeScript, llama.cpp source bundle, build-time CLIs, Swagger UI, other-platform or GPU runtimes (${leftovers//$'\n'/ })" \
   [ "$leftovers" = ran=0 ]
 runtimes=$(in_image 'a=$(node -p process.arch); ls -d /app/node_modules/@node-llama-cpp/linux-$a /app/node_modules/onnxruntime-node/bin/napi-v*/linux/$a >/dev/null')
 check "keeps the CPU runtimes for its own arch" [ "$runtimes" = ran=0 ]
