@@ -53,7 +53,13 @@ export default {
       },
     },
     { ...common, displayName: 'medium', testMatch: MEDIUM },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
+      // Specs that start the built server share one build, made before any of them runs.
+      globalSetup: '<rootDir>/test/support/build-server.cjs',
+    },
     // Against a real llama.cpp llama-server: only where the binary is provided (.ci/run sets the variable).
     ...(process.env.LLAMA_SERVER_BIN
       ? [{ ...common, displayName: 'peers', testMatch: ['<rootDir>/test/peers/**/*.peer-spec.ts'] }]

@@ -8,7 +8,6 @@
  */
 import { type DnsResponder, startDnsResponder } from '../support/dns-responder.js';
 import {
-  buildServer,
   freePort,
   type NodeProcess,
   postJson,
@@ -93,7 +92,6 @@ describe('fleet of three modelplane processes on 127.0.0.1-3, peers from DNS', (
 
   beforeAll(async () => {
     await ensureLlmTestModels();
-    buildServer();
     dns = await startDnsResponder();
     dns.set(SERVICE, HOSTS);
     port = await freePort();

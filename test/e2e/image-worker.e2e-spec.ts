@@ -3,8 +3,8 @@
  * event loop; unloading ends the worker. Timing (liveness p99 while 1024² images generate) is in
  * `npm run bench hardening`; here: the worker path works end to end and says where it runs.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPortUrl } from '../support/fakes/pathological.js';
@@ -15,14 +15,9 @@ const MAIN = join(process.cwd(), 'dist', 'src', 'main.js');
 const PNG_SIGNATURE = '89504e470d0a1a0a';
 
 describe('image generation on a worker thread (built server)', () => {
+  // dist/ is built once for the e2e tier (test/support/build-server.cjs).
   beforeAll(async () => {
     await ensureImageTestModels();
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'pipe' });
-    } catch (err) {
-      // Type errors elsewhere in a shared tree still emit JavaScript; only a missing entry point is fatal here.
-      if (!existsSync(MAIN)) throw err;
-    }
   }, 180_000);
 
   it('serves concurrent images from a worker, liveness answering, and unload ends it', async () => {

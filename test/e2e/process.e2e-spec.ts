@@ -2,7 +2,7 @@
  * The real entry point as a user starts it: exit code 2 on a bad config, exit 0 on SIGTERM, JSON on
  * stdout from the first line, and a built app that serves its dashboard without src/ beside it.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,10 +78,8 @@ function start(
 }
 
 describe('modelplane process', () => {
-  beforeAll(() => {
-    // The entry point runs built by `npm run build`, as `npm start` and the container image do.
-    execFileSync('npm', ['run', 'build'], { stdio: 'inherit' });
-  }, 120_000);
+  // The entry point runs built by `npm run build`, as `npm start` and the container image do: once for the
+  // e2e tier, before any spec (test/support/build-server.cjs).
 
   it('exits with code 2 and names every bad field on an invalid config', async () => {
     const file = writeConfig(

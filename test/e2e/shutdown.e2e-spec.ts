@@ -3,8 +3,8 @@
  * process exits 0 within shutdown_drain_s + 2 s even with an event subscriber, a half-sent request and a remote
  * stream that never ends all open.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,14 +61,7 @@ function waitFor(child: ChildProcess, text: string): Promise<void> {
 }
 
 describe('bounded shutdown of the real process', () => {
-  beforeAll(() => {
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'pipe' });
-    } catch (err) {
-      // Type errors elsewhere in a shared tree still emit JavaScript; only a missing entry point is fatal here.
-      if (!existsSync(MAIN)) throw err;
-    }
-  }, 180_000);
+  // dist/ is built once for the e2e tier (test/support/build-server.cjs).
 
   it('SIGTERM: ready 503 at once, event stream ended, exit 0 within drain + 2 s with everything open', async () => {
     const upstream = await startEndlessStreamServer();

@@ -4,8 +4,8 @@
  * behind one headless Service would be. Every process started here is killed by `stopAll()` (and, as a last
  * resort, when the test process exits), and the folder of config files is removed with it.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,34 +16,6 @@ import { waitFor } from './wait-for.js';
 // native runtime, no ts-jest compile of src/), which keeps the spec's start-up short.
 
 export const BUILT_MAIN = join(process.cwd(), 'dist', 'src', 'main.js');
-
-const TSC = join(process.cwd(), 'node_modules', 'typescript', 'bin', 'tsc');
-/** Inside dist/, so whatever removes the build removes the record of it too (tsc trusts it blindly). */
-const BUILD_INFO = join(process.cwd(), 'dist', '.fleet-processes.tsbuildinfo');
-
-/**
- * Compiles the server as `npm run build` does (tsconfig.build.json), incrementally: a rerun with few changes
- * recompiles only those, which keeps the spec well under a minute. For beforeAll, with minutes to spare.
- */
-export function buildServer(): void {
-  const tsc = (...extra: string[]): void => {
-    try {
-      execFileSync(process.execPath, [TSC, '-p', 'tsconfig.build.json', ...extra], {
-        stdio: 'pipe',
-        env: { ...process.env, NODE_OPTIONS: '' },
-      });
-    } catch (err) {
-      // Type errors elsewhere in a shared tree still emit JavaScript; only a missing entry point is fatal here.
-      if (!existsSync(BUILT_MAIN)) throw err;
-    }
-  };
-  if (existsSync(BUILT_MAIN)) tsc('--incremental', '--tsBuildInfoFile', BUILD_INFO);
-  // No output to build on (or it was removed under tsc's record of it): build it all.
-  if (!existsSync(BUILT_MAIN)) {
-    rmSync(BUILD_INFO, { force: true });
-    tsc('--incremental', '--tsBuildInfoFile', BUILD_INFO);
-  }
-}
 
 export interface NodeProcess {
   host: string;
