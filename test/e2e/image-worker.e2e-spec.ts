@@ -4,7 +4,7 @@
  * `npm run bench hardening`; here: the worker path works end to end and says where it runs.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPortUrl } from '../support/fakes/pathological.js';
@@ -66,6 +66,10 @@ describe('image generation on a worker thread (built server)', () => {
         loaded: { name: string; details: { thread?: string } }[];
       };
       expect(loaded.loaded.find((m) => m.name === 'tiny-lcm')?.details.thread).toBe('worker');
+      // The image thread runs below the event loop's priority (Linux nice per thread), the main thread at 0.
+      const nice = threadNiceness(child.pid!);
+      expect(nice.get(child.pid!)).toBe(0);
+      expect([...nice.values()]).toContain(10);
       const unload = await fetch(`${base}/api/models/tiny-lcm/unload`, { method: 'POST' });
       expect(unload.status).toBe(200);
       expect(((await unload.json()) as { was_loaded: boolean }).was_loaded).toBe(true);
@@ -82,3 +86,14 @@ describe('image generation on a worker thread (built server)', () => {
     }
   }, 120_000);
 });
+
+/** Nice value of every thread of a process: field 19 of /proc/<pid>/task/<tid>/stat (after the ')' of comm). */
+function threadNiceness(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), Number(fields[16]));
+  }
+  return out;
+}
