@@ -64,6 +64,51 @@ export function pingLiveness(url: string): { stop(): Promise<number[]> } {
   };
 }
 
+/** Pollers of several urls, interleaved, in a thread of their own (plain JavaScript, as PINGER). */
+const POLLERS = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { urls, clients, everyMs, windowMs } = workerData;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const latencies = urls.map(() => []);
+(async () => {
+  for (const url of urls) await (await fetch(url)).text();
+  const until = performance.now() + windowMs;
+  await Promise.all(urls.flatMap((url, u) => Array.from({ length: clients }, async (_, i) => {
+    await sleep((everyMs / (clients * urls.length)) * (i * urls.length + u));
+    while (performance.now() < until) {
+      const t = performance.now();
+      const res = await fetch(url);
+      await res.text();
+      if (res.status !== 200) throw new Error('GET ' + url + ' answered ' + res.status);
+      latencies[u].push(performance.now() - t);
+      await sleep(everyMs);
+    }
+  })));
+  parentPort.postMessage(latencies);
+})().catch((err) => { throw err; });
+`;
+
+/**
+ * `clients` pollers of each url, interleaved, every `everyMs` for `windowMs`, on a thread of their own (as
+ * the Models app or a kubelet would be): whatever else the benchmark's event loop serves (simulated peers,
+ * fake backends) never delays a poll and is never counted against the server. Sorted latencies per url.
+ */
+export async function pollUrls(
+  urls: string[],
+  opts: { clients: number; everyMs: number; windowMs: number },
+): Promise<Map<string, number[]>> {
+  const worker = new Worker(POLLERS, { eval: true, workerData: { urls, ...opts } });
+  try {
+    const latencies = await new Promise<number[][]>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    return new Map(urls.map((url, i) => [url, latencies[i]!.sort((a, b) => a - b)]));
+  } finally {
+    await worker.terminate();
+  }
+}
+
 export interface StreamSample {
   text: string;
   tokens: number;

@@ -17,7 +17,7 @@ import { Agent, request } from 'undici';
 import { startHungServer } from '../support/fakes/pathological.js';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { startModelplane } from './app-runner.js';
-import { fixed, percentile, table } from './bench-util.js';
+import { fixed, percentile, pollUrls, table } from './bench-util.js';
 
 const PEERS = 50;
 const HUNG = 5;
@@ -116,21 +116,10 @@ export async function runFleetBench(): Promise<string> {
     const viewUrl = `${node1.url}/api/fleet/models/loaded`;
     const liveUrl = `${node1.url}/health/live`;
     const first = JSON.parse((await call(viewUrl)).text) as { nodes: unknown[]; loaded: unknown[] };
-    const until = performance.now() + WINDOW_MS;
-    const lat = new Map([viewUrl, liveUrl].map((u) => [u, [] as number[]]));
-    await Promise.all(
-      [viewUrl, liveUrl].flatMap((url, u) =>
-        Array.from({ length: CLIENTS }, async (_, i) => {
-          await sleep((EVERY_MS / (CLIENTS * 2)) * (i * 2 + u));
-          while (performance.now() < until) {
-            lat.get(url)!.push((await call(url)).ms);
-            await sleep(EVERY_MS);
-          }
-        }),
-      ),
-    );
-    const view = lat.get(viewUrl)!.sort((a, b) => a - b);
-    const live = lat.get(liveUrl)!.sort((a, b) => a - b);
+    // The pollers run on their own thread: this one also answers for the 43 replaying peers.
+    const lat = await pollUrls([viewUrl, liveUrl], { clients: CLIENTS, everyMs: EVERY_MS, windowMs: WINDOW_MS });
+    const view = lat.get(viewUrl)!;
+    const live = lat.get(liveUrl)!;
 
     // 2. Routed vs straight, interleaved so both see the same machine.
     for (let i = 0; i < 20; i++) {
