@@ -61,9 +61,11 @@ export class InferenceController {
     @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
+    const raw = request.body as { messages?: unknown } | null;
     const req: ChatCompletionRequest = withPassthrough(request.body, {
       ...dto,
       max_tokens: dto.max_tokens ?? dto.max_completion_tokens,
+      client_messages: Array.isArray(raw?.messages) ? (raw.messages as unknown[]) : undefined,
     });
     const abort = abortOnDisconnect(reply);
     if (req.stream) {

@@ -68,6 +68,12 @@ export interface ChatCompletionRequest extends SamplingParams {
   response_format?: ResponseFormat;
   tools?: ToolDefinition[];
   tool_choice?: ToolChoice;
+  /**
+   * `messages` exactly as the client sent them (validated above as `messages`). Remote backends get these,
+   * so what modelplane normalises for its own use (an assistant turn's `content: null` beside its tool
+   * calls, text parts, per-message vendor fields) reaches them unchanged.
+   */
+  client_messages?: unknown[];
 }
 
 export interface CompletionRequest extends SamplingParams {

@@ -114,7 +114,10 @@ describe('OpenAI fields sent to a llama-server backend', () => {
       { role: 'user', content: 'Weather in Paris?' },
       {
         role: 'assistant',
-        content: 'Let me look.',
+        // As OpenAI clients send a turn that only called tools; modelplane itself reads it as empty text.
+        content: null,
+        // A per-message field modelplane does not model (here llama.cpp's reasoning text).
+        reasoning_content: 'The user wants the weather.',
         tool_calls: [
           { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
         ],

@@ -61,7 +61,8 @@ export abstract class OpenAiCompatibleProvider extends RemoteProvider {
    * (`passthrough`, forwarded verbatim), with the model renamed to the server's name.
    */
   private wire(modelId: string, req: ChatCompletionRequest | CompletionRequest, stream: boolean): WireRequest {
-    const { passthrough, ...validated } = req;
-    return { ...passthrough, ...validated, model: this.upstreamOf(modelId), stream };
+    const { passthrough, client_messages: clientMessages, ...validated } = req as ChatCompletionRequest;
+    const messages = clientMessages ? { messages: clientMessages } : {};
+    return { ...passthrough, ...validated, ...messages, model: this.upstreamOf(modelId), stream } as WireRequest;
   }
 }
