@@ -35,26 +35,4 @@ export async function observeNow(running: RunningApp): Promise<void> {
   await observer.refresh();
 }
 
-export async function getJson(
-  url: string,
-  init?: RequestInit,
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on arbitrary JSON shapes
-): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // non-JSON bodies are returned as text so the assertion shows them
-  }
-  return { status: res.status, body, headers: res.headers };
-}
-
-export function postJson(url: string, body: unknown, headers: Record<string, string> = {}): ReturnType<typeof getJson> {
-  return getJson(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-}
+export { getJson, postJson } from './http-json.js';

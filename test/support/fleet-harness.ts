@@ -3,7 +3,6 @@
  * on one shared port, as the pods behind one headless Service would, each a real modelplane app.
  */
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createServer } from 'node:net';
 import { createApp } from '../../src/app.factory.js';
 import { FleetDiscoveryService } from '../../src/fleet/fleet-discovery.service.js';
 import { BackendStartupService } from '../../src/models/backend-startup.service.js';
@@ -19,14 +18,7 @@ export interface FleetNode {
   observe(): Promise<void>;
 }
 
-/** A port free on 127.0.0.1 (and, loopback being one interface, in practice on the other 127.x addresses). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from './http-json.js';
 
 export async function startNode(host: string, port: number, yaml: Record<string, unknown>): Promise<FleetNode> {
   const config = configFrom({ ...yaml, server: { host, port, ...(yaml.server as object | undefined) } });

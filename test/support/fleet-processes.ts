@@ -6,7 +6,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -118,36 +117,4 @@ function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-/** A port free on 127.0.0.1 (loopback is one interface, so in practice free on the other 127.x addresses too). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A JSON answer: status, parsed body (the text when it is not JSON, so assertions show it) and headers. */
-export async function requestJson(
-  url: string,
-  init?: RequestInit,
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on arbitrary JSON shapes
-): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: kept as text
-  }
-  return { status: res.status, body, headers: res.headers };
-}
-
-export function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
-  return requestJson(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-}
+export { freePort, getJson as requestJson, postJson } from './http-json.js';

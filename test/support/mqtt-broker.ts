@@ -41,11 +41,4 @@ export async function startBroker(opts: { port?: number } = {}): Promise<MqttBro
   };
 }
 
-/** A loopback port that was free a moment ago (for "the broker comes up later" tests). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from './http-json.js';

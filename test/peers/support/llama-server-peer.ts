@@ -4,10 +4,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../support/http-json.js';
 import { ensureLlmTestModels, type LlmTestModels, writeBadGguf } from '../../support/llm-test-models.js';
 
 /** Relative paths (as .ci/run sets it) are relative to the repository root, where jest runs. */
@@ -16,16 +16,7 @@ export const LLAMA_SERVER_BIN = process.env.LLAMA_SERVER_BIN ? resolve(process.e
 /** Upper bound on waiting for the real server to start or stop; generous, never asserted as speed. */
 const START_LIMIT_MS = 60_000;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Peer {
   url: string;
