@@ -10,6 +10,7 @@ import { runLlmParallelBench } from './llm-parallel.bench.js';
 import { runLlmBench } from './llm.bench.js';
 import { runProxyBench } from './proxy.bench.js';
 import { runRemoteBench } from './remote.bench.js';
+import { runRestartBench } from './restart.bench.js';
 import { runStateBench } from './state.bench.js';
 
 const BENCHES: Record<string, () => Promise<string>> = {
@@ -21,6 +22,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   fleet: runFleetBench,
   remote: runRemoteBench,
   proxy: runProxyBench,
+  restart: runRestartBench,
   state: runStateBench,
   hardening: runHardeningBench,
 };
