@@ -42,14 +42,24 @@ export function wantsPretty(config: AppConfig): boolean {
   return config.logFormat === 'pretty' || (config.logFormat === null && process.stdout.isTTY === true);
 }
 
-/** Every credential the config holds: the server's admin token and API key, each backend's key and admin token. */
+/**
+ * Shorter values are not masked: replacing every "k" of every line because an API key is "k" would make
+ * the logs unreadable, and a value that short protects nothing anyway.
+ */
+export const MASKED_SECRET_MIN_CHARS = 6;
+
+/**
+ * Every credential the config holds that is long enough to mask: the server's admin token and API key, the
+ * fleet's admin token, each backend's key and admin token.
+ */
 export function configuredSecrets(config: AppConfig): string[] {
   const all = [
     config.server.adminToken,
     config.server.apiKey,
+    config.fleet?.adminToken ?? null,
     ...config.backends.flatMap((b) => [b.apiKey, b.adminToken ?? null]),
   ];
-  return [...new Set(all.filter((s): s is string => typeof s === 'string' && s.length > 0))];
+  return [...new Set(all.filter((s): s is string => typeof s === 'string' && s.length >= MASKED_SECRET_MIN_CHARS))];
 }
 
 const CENSOR = '[redacted]';

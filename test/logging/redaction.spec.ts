@@ -64,6 +64,18 @@ describe('log redaction', () => {
     expect(configuredSecrets(config).sort()).toEqual([ADMIN, API_KEY, BACKEND_KEY].sort());
   });
 
+  it("keeps logs readable with a too-short key: 'k' is not masked out of every word", () => {
+    const config = configFrom({
+      server: { admin_token: ADMIN, api_key: 'k' },
+      fleet: { admin_token: 'fleet-token-91ab' },
+      backends: [],
+    });
+    expect(configuredSecrets(config).sort()).toEqual([ADMIN, 'fleet-token-91ab'].sort());
+    const lines = new Lines();
+    createRootLogger(config, { stream: lines }).info('keep-alive sent to kubelet');
+    expect(JSON.parse(lines.text[0]!)).toMatchObject({ msg: 'keep-alive sent to kubelet' });
+  });
+
   it('leaves a line without secrets unchanged', () => {
     const line = '{"level":"info","msg":"listening on http://127.0.0.1:8080"}';
     expect(maskSecrets(line, [ADMIN])).toBe(line);
