@@ -81,6 +81,19 @@ async function failedRouterLoad(): Promise<{ peer: Peer; running: RunningApp; re
 }
 
 const probe = (running: RunningApp): Promise<void> => running.app.get(ProbeService).probeNow('peer');
+
+/** `work`, or a rejection naming `what` after 60 s. */
+async function within<T>(what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after 60 s`)), 60_000);
+  });
+  try {
+    return await Promise.race([work, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const chat = (running: RunningApp, body: Record<string, unknown>) =>
   postJson(`${running.url}/v1/chat/completions`, { messages: hi, max_tokens: 4, ...body });
 const loadedIds = async (running: RunningApp): Promise<string[]> =>
@@ -217,19 +230,28 @@ describe('real llama-server, single-model mode', () => {
     // Hung, like a server stuck in its own shutdown: the socket stays open, nothing more comes.
     peer.process.kill('SIGSTOP');
     try {
-      await probe(running);
-      let text = '';
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        text += Buffer.from(value).toString();
-      }
+      // Each step bounded and named (generously: a busy machine is slow, never this slow), so a hang says
+      // where it hung instead of running into jest's timeout (seen once in a full CI run, not reproduced).
+      await within('the probe of the stopped server', probe(running));
+      const readiness = (await getJson(`${running.url}/health`)).body.backends.peer.readiness as string;
+      expect(readiness).toBe('unavailable');
+      const text = await within(
+        'the cut stream to end',
+        (async () => {
+          let all = '';
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) return all;
+            all += Buffer.from(value).toString();
+          }
+        })(),
+      );
       expect(text).toContain('backend_unavailable');
       expect(text).not.toContain('[DONE]');
     } finally {
       peer.process.kill('SIGCONT');
     }
-  });
+  }, 150_000);
 
   it('5a: a configured id without upstream on a single-model server is one model, not two', async () => {
     const peer = await server(['-m', models.chat]);
