@@ -175,9 +175,15 @@ export class InferenceService implements OnModuleDestroy {
       lease.release();
     };
     const iterator = open(model, AbortSignal.any([signal, cut.signal]))[Symbol.asyncIterator]();
+    // The cut ends the stream even if the provider's pending read never notices its abort: the client gets
+    // its error event now, and the provider is told to stop without being waited for.
+    const cutNow = new Promise<never>((_, reject) =>
+      cut.signal.addEventListener('abort', () => reject(cut.signal.reason as Error), { once: true }),
+    );
+    cutNow.catch(() => undefined);
     let first: IteratorResult<T>;
     try {
-      first = await iterator.next();
+      first = await Promise.race([iterator.next(), cutNow]);
     } catch (err) {
       forget();
       this.metrics.requestFinished({ ...labels, outcome: outcomeOf(err, signal) });
@@ -190,14 +196,20 @@ export class InferenceService implements OnModuleDestroy {
       if (finished) return;
       finished = true;
       forget();
-      await iterator.return?.(undefined);
+      // A remote read is only a socket (aborted with it); an in-process one holds a sequence, so it is awaited
+      // before the lease is known to be free.
+      if (cut.signal.aborted && model.provider.capabilities.remote) {
+        void Promise.resolve(iterator.return?.(undefined)).catch(() => undefined);
+      } else {
+        await iterator.return?.(undefined);
+      }
     };
     const chunks: AsyncIterable<T> = {
       [Symbol.asyncIterator]: () => ({
         next: async (): Promise<IteratorResult<T>> => {
           if (finished) return { done: true, value: undefined };
           try {
-            const result = pending ?? (await iterator.next());
+            const result = pending ?? (await Promise.race([iterator.next(), cutNow]));
             pending = null;
             if (result.done) await finish();
             return result;
