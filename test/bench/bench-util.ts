@@ -23,24 +23,57 @@ export function fixed(value: number, digits = 3): string {
   return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
 }
 
-/** The prober's loop, in a thread of its own (plain JavaScript, so it runs from dist-bench unchanged). */
-const PINGER = `
+/**
+ * Pollers of several urls, interleaved, in a thread of their own (plain JavaScript, so it runs from dist-bench
+ * unchanged). They stop when `windowMs` is over or when told to, and post their latencies per url.
+ */
+const POLLERS = `
 const { parentPort, workerData } = require('node:worker_threads');
-const pings = [];
-let done = false;
-parentPort.on('message', () => { done = true; });
+const { urls, clients, everyMs, windowMs, requireOk } = workerData;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const latencies = urls.map(() => []);
+let stopped = false;
+parentPort.on('message', () => { stopped = true; });
 (async () => {
-  // The first fetch loads the HTTP client into this thread: not the server's time.
-  await (await fetch(workerData + '/health/live')).text();
-  while (!done) {
-    const t = performance.now();
-    await (await fetch(workerData + '/health/live')).text();
-    pings.push(performance.now() - t);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  parentPort.postMessage(pings);
-})();
+  // The first fetch of each url loads the HTTP client into this thread and opens a connection: not the server's time.
+  for (const url of urls) await (await fetch(url)).text();
+  const until = performance.now() + windowMs;
+  await Promise.all(urls.flatMap((url, u) => Array.from({ length: clients }, async (_, i) => {
+    await sleep((everyMs / (clients * urls.length)) * (i * urls.length + u));
+    while (!stopped && performance.now() < until) {
+      const t = performance.now();
+      const res = await fetch(url);
+      await res.text();
+      if (requireOk && res.status !== 200) throw new Error('GET ' + url + ' answered ' + res.status);
+      latencies[u].push(performance.now() - t);
+      await sleep(everyMs);
+    }
+  })));
+  parentPort.postMessage(latencies);
+})().catch((err) => { throw err; });
 `;
+
+interface PollOptions {
+  clients: number;
+  everyMs: number;
+  /** Infinity: until stopped. */
+  windowMs: number;
+  /** A non-200 answer fails the run (else every answer is timed). */
+  requireOk: boolean;
+}
+
+/** The poller thread and its latencies per url (sorted) once it ends; `stop()` ends it early. */
+function startPollers(urls: string[], opts: PollOptions): { stop(): void; result: Promise<number[][]> } {
+  const worker = new Worker(POLLERS, { eval: true, workerData: { urls, ...opts } });
+  const result = new Promise<number[][]>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  }).finally(() => worker.terminate());
+  return {
+    stop: () => worker.postMessage('stop'),
+    result: result.then((latencies) => latencies.map((l) => l.sort((a, b) => a - b))),
+  };
+}
 
 /**
  * Pings `${url}/health/live` back to back (10 ms apart) until `stop()`, which resolves with the round-trip
@@ -49,44 +82,19 @@ parentPort.on('message', () => { done = true; });
  * on this thread must not delay its pings and be counted against the server.
  */
 export function pingLiveness(url: string): { stop(): Promise<number[]> } {
-  const worker = new Worker(PINGER, { eval: true, workerData: url });
-  const result = new Promise<number[]>((resolve, reject) => {
-    worker.once('message', (pings: number[]) => resolve(pings));
-    worker.once('error', reject);
+  const pollers = startPollers([`${url}/health/live`], {
+    clients: 1,
+    everyMs: 10,
+    windowMs: Infinity,
+    requireOk: false,
   });
   return {
     stop: async () => {
-      worker.postMessage('stop');
-      const pings = await result;
-      await worker.terminate();
-      return pings.sort((a, b) => a - b);
+      pollers.stop();
+      return (await pollers.result)[0]!;
     },
   };
 }
-
-/** Pollers of several urls, interleaved, in a thread of their own (plain JavaScript, as PINGER). */
-const POLLERS = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { urls, clients, everyMs, windowMs } = workerData;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const latencies = urls.map(() => []);
-(async () => {
-  for (const url of urls) await (await fetch(url)).text();
-  const until = performance.now() + windowMs;
-  await Promise.all(urls.flatMap((url, u) => Array.from({ length: clients }, async (_, i) => {
-    await sleep((everyMs / (clients * urls.length)) * (i * urls.length + u));
-    while (performance.now() < until) {
-      const t = performance.now();
-      const res = await fetch(url);
-      await res.text();
-      if (res.status !== 200) throw new Error('GET ' + url + ' answered ' + res.status);
-      latencies[u].push(performance.now() - t);
-      await sleep(everyMs);
-    }
-  })));
-  parentPort.postMessage(latencies);
-})().catch((err) => { throw err; });
-`;
 
 /**
  * `clients` pollers of each url, interleaved, every `everyMs` for `windowMs`, on a thread of their own (as
@@ -97,16 +105,8 @@ export async function pollUrls(
   urls: string[],
   opts: { clients: number; everyMs: number; windowMs: number },
 ): Promise<Map<string, number[]>> {
-  const worker = new Worker(POLLERS, { eval: true, workerData: { urls, ...opts } });
-  try {
-    const latencies = await new Promise<number[][]>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    return new Map(urls.map((url, i) => [url, latencies[i]!.sort((a, b) => a - b)]));
-  } finally {
-    await worker.terminate();
-  }
+  const latencies = await startPollers(urls, { ...opts, requireOk: true }).result;
+  return new Map(urls.map((url, i) => [url, latencies[i]!]));
 }
 
 export interface StreamSample {
