@@ -127,6 +127,11 @@ export function staticPeerUrls(raw: Raw, fleet: FleetConfig): string[] {
   return [...new Set(urls.map((u) => u.replace(/\/+$/, '')))].filter((u) => !isSelf(u, fleet));
 }
 
+/** An address as the host part of a URL: an IPv6 address in brackets, anything else as it is. */
+export function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
 /**
  * Whether a URL is this node: the same origin as `self_url`, or a host equal to the pod IP (one pod per IP,
  * whatever the port). A list shared by every node (one ConfigMap) then works on each of them.

@@ -14,7 +14,7 @@ import { ProbeService } from '../models/probe.service.js';
 import { ModelStateStore } from '../models/model-state.store.js';
 import { errorText } from '../common/errors.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
-import { type FleetConfig, fleetOf, isSelf, peerBackend } from '../config/fleet-config.js';
+import { type FleetConfig, fleetOf, isSelf, peerBackend, urlHost } from '../config/fleet-config.js';
 
 /** What discovery asks DNS; node:dns's Resolver by default, replaceable in tests. */
 export interface PeerResolver {
@@ -100,7 +100,7 @@ export class FleetDiscoveryService implements OnApplicationBootstrap, OnApplicat
     const addresses = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
     const wanted = new Map<string, string>();
     for (const ip of addresses) {
-      const url = `${dns.scheme}://${ip.includes(':') ? `[${ip}]` : ip}:${dns.port}`;
+      const url = `${dns.scheme}://${urlHost(ip)}:${dns.port}`;
       if (isSelf(url, this.fleet)) continue;
       const backend = peerBackend(url, this.fleet);
       wanted.set(backend.name, url);

@@ -7,7 +7,7 @@ import type { BackendSnapshot, StateSnapshot } from '../models/state-snapshot.js
 import type { PeerObservation } from '../providers/model-provider.js';
 import { ProviderRegistry } from '../providers/provider-registry.service.js';
 import { ModelplaneProvider } from '../providers/remote/modelplane.provider.js';
-import { type FleetConfig, fleetOf } from '../config/fleet-config.js';
+import { type FleetConfig, fleetOf, urlHost } from '../config/fleet-config.js';
 
 export interface FleetNode {
   host: string;
@@ -156,7 +156,7 @@ export class FleetViewService {
  * interface, the pod IP (a Kubernetes node name is not a name the pod network resolves), then the node name.
  */
 function reachableHost(bound: string, fleet: FleetConfig): string {
-  if (bound !== '0.0.0.0' && bound !== '::') return bound.includes(':') ? `[${bound}]` : bound;
-  if (fleet.podIp !== null) return fleet.podIp.includes(':') ? `[${fleet.podIp}]` : fleet.podIp;
+  if (bound !== '0.0.0.0' && bound !== '::') return urlHost(bound);
+  if (fleet.podIp !== null) return urlHost(fleet.podIp);
   return fleet.nodeName;
 }
