@@ -14,6 +14,7 @@ import { backendConfig, modelConfig } from '../../src/config/config-defaults.js'
 import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { OnnxImageProvider } from '../../src/providers/onnx-image/onnx-image.provider.js';
 import { writeTinyPipeline, type TinyPipelineOptions } from '../../src/demo/tiny-image-pipeline.js';
+import type { ImageGenerationTimings } from '../../src/providers/onnx-image/pipeline.js';
 import { availableCores } from '../../src/common/machine.js';
 import { startModelplane } from './app-runner.js';
 import { fixed, median, percentile, pingLiveness, table } from './bench-util.js';
@@ -28,12 +29,37 @@ const STEPS = 4;
 const RUNS = 5;
 
 const SD_WIDTH = PIPELINES[2]!;
+
+const TURN_PARTS = [
+  'turn',
+  'ONNX run',
+  'scheduler',
+  'VAE output to PNG filter',
+  'other in pipeline',
+  'hand-off',
+] as const;
+type TurnParts = Record<(typeof TURN_PARTS)[number], number>;
+
+/** The model's turn split into milliseconds: ONNX runs, the pipeline's own JS, and the hop to its thread and back. */
+function turnParts(t: ImageGenerationTimings): TurnParts {
+  const onnx = t.textEncoderSeconds + t.unetSeconds + t.vaeDecoderSeconds;
+  const ms = (seconds: number): number => seconds * 1000;
+  return {
+    turn: ms(t.turnSeconds),
+    'ONNX run': ms(onnx),
+    scheduler: ms(t.schedulerSeconds),
+    'VAE output to PNG filter': ms(t.postprocessSeconds),
+    'other in pipeline': ms(t.pipelineSeconds - onnx - t.schedulerSeconds - t.postprocessSeconds),
+    'hand-off': ms(t.turnSeconds - t.pipelineSeconds),
+  };
+}
 const never = (): AbortSignal => new AbortController().signal;
 
 export async function runImageBench(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'mp-image-bench-'));
   const rows: (string | number)[][] = [];
   let overlap = '';
+  const turnRows: (string | number)[][] = [];
   for (const [i, pipeline] of PIPELINES.entries()) {
     const path = writeTinyPipeline(join(dir, `p${i}`), pipeline.opts);
     const backend = backendConfig('bench-image', 'onnx-image', [modelConfig('img', path)]);
@@ -52,6 +78,7 @@ export async function runImageBench(): Promise<string> {
       const overhead: number[] = [];
       const turnOverhead: number[] = [];
       const png: number[] = [];
+      const parts: TurnParts[] = [];
       for (let r = 0; r < RUNS; r++) {
         const { timings: t } = await provider.generateWithTimings('img', { ...req, seed: 42 + r }, never());
         const inOnnx = t.textEncoderSeconds + t.unetSeconds + t.vaeDecoderSeconds;
@@ -61,7 +88,10 @@ export async function runImageBench(): Promise<string> {
         overhead.push((work - inOnnx) / work);
         turnOverhead.push((t.turnSeconds - inOnnx) / t.turnSeconds);
         png.push(t.pngSeconds / work);
+        parts.push(turnParts(t));
       }
+      if (pipeline === SD_WIDTH)
+        turnRows.push([`${size}×${size}`, ...TURN_PARTS.map((k) => fixed(median(parts.map((p) => p[k])), 1))]);
       rows.push([
         pipeline.name,
         `${size}×${size}`,
@@ -92,6 +122,10 @@ export async function runImageBench(): Promise<string> {
       ],
       rows,
     ),
+    '',
+    `#### Where the ${SD_WIDTH.name} turn goes (ms, median of ${RUNS})`,
+    '',
+    table(['size', ...TURN_PARTS], turnRows),
     '',
     overlap,
     '',

@@ -20,7 +20,7 @@ import {
   type PipelineInfo,
   type PipelineIo,
 } from './pipeline-io.js';
-import { FrameEncoder, type EncodedImages, type Frame } from './png.js';
+import { FrameEncoder, UpFilteredScanlines, type EncodedImages, type Frame } from './png.js';
 import { SeededRandom } from './prng.js';
 import { createScheduler, guidanceScaleEmbedding, type SchedulerConfig, type SchedulerKind } from './schedulers.js';
 
@@ -45,6 +45,10 @@ export interface ImageGenerationTimings {
   vaeDecoderSeconds: number;
   /** Scheduler arithmetic, noise and tensor conversion outside session.run. */
   schedulerSeconds: number;
+  /** The VAE output made into pixels and handed to the PNG encoder (its row filter runs here). */
+  postprocessSeconds: number;
+  /** The turn as the thread running the pipeline saw it; the rest of turnSeconds is the hand-off to it and back. */
+  pipelineSeconds: number;
   pngSeconds: number;
   /** Denoising steps across all images (n × steps). */
   unetSteps: number;
@@ -73,6 +77,8 @@ export function emptyTimings(): ImageGenerationTimings {
     unetSeconds: 0,
     vaeDecoderSeconds: 0,
     schedulerSeconds: 0,
+    postprocessSeconds: 0,
+    pipelineSeconds: 0,
     pngSeconds: 0,
     unetSteps: 0,
     unetRuns: 0,
@@ -188,6 +194,7 @@ export class DiffusionPipeline {
     signal: AbortSignal,
     timings: ImageGenerationTimings,
   ): Promise<RenderedImages> {
+    const started = performance.now();
     const { info } = this;
     const latentH = params.height / info.vaeScaleFactor;
     const latentW = params.width / info.vaeScaleFactor;
@@ -236,9 +243,13 @@ export class DiffusionPipeline {
       }
       signal.throwIfAborted();
       // LCM decodes the consistency estimate; for Euler the last step's sample is the same thing.
-      encoder.add(await this.decode(info.scheduler === 'lcm' ? denoised : latents, latentH, latentW, timings));
+      const frame = await this.decode(info.scheduler === 'lcm' ? denoised : latents, latentH, latentW, timings);
+      t0 = performance.now();
+      encoder.add(frame);
+      timings.postprocessSeconds += (performance.now() - t0) / 1000;
       timings.images++;
     }
+    timings.pipelineSeconds += (performance.now() - started) / 1000;
     return { count: encoder.count, encoded: encoder.all() };
   }
 
@@ -380,19 +391,48 @@ export class DiffusionPipeline {
     ) {
       throw new Error(`vae_decoder returned shape [${tensor.dims.join(',')}], expected [1,3,H,W]`);
     }
+    const t0 = performance.now();
     const data = readFloats(tensor);
     const plane = height * width;
     if (data.length < 3 * plane) {
       throw new Error(`vae_decoder returned ${data.length} values for shape [${tensor.dims.join(',')}]`);
     }
-    const pixels = new Uint8Array(plane * 3);
-    for (let c = 0; c < 3; c++) {
-      for (let p = 0; p < plane; p++) {
-        // diffusers postprocess: (x / 2 + 0.5).clamp(0, 1) * 255, rounded.
-        const v = data[c * plane + p]! / 2 + 0.5;
-        pixels[p * 3 + c] = Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * 255);
-      }
-    }
-    return { pixels, width, height };
+    const frame = vaeFrame(data, width, height);
+    timings.postprocessSeconds += (performance.now() - t0) / 1000;
+    return frame;
   }
+}
+
+/**
+ * The VAE's planar RGB output ([3, H, W] floats in -1..1) as PNG scanlines, converted and filtered row by row
+ * in one pass.
+ */
+export function vaeFrame(data: Float32Array, width: number, height: number): Frame {
+  const plane = width * height;
+  const frame = new UpFilteredScanlines(width, height, 3);
+  // Two row buffers in turn: the row pushed last is the next one's "up" (see UpFilteredScanlines.push).
+  let row = new Uint8Array(frame.stride);
+  let spare = new Uint8Array(frame.stride);
+  const red = data.subarray(0, plane);
+  const green = data.subarray(plane, 2 * plane);
+  const blue = data.subarray(2 * plane, 3 * plane);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0, p = y * width; x < width; x++, p++) {
+      row[3 * x] = toByte(red[p]!);
+      row[3 * x + 1] = toByte(green[p]!);
+      row[3 * x + 2] = toByte(blue[p]!);
+    }
+    frame.push(row);
+    const pushed = row;
+    row = spare;
+    spare = pushed;
+  }
+  return frame;
+}
+
+/** diffusers' postprocess of one VAE output value: (x / 2 + 0.5).clamp(0, 1) * 255, rounded half up. */
+function toByte(x: number): number {
+  const v = x * 0.5 + 0.5;
+  // v * 255 is never negative here, so adding 0.5 and truncating rounds as Math.round does.
+  return v <= 0 ? 0 : v >= 1 ? 255 : (v * 255 + 0.5) | 0;
 }

@@ -75,8 +75,46 @@ export class SeededRandom {
   /** A Float32Array of standard normal samples. */
   gaussian(count: number): Float32Array {
     const out = new Float32Array(count);
-    for (let i = 0; i < count; i++) out[i] = this.nextGaussian();
+    this.fillGaussian(out);
     return out;
+  }
+
+  /**
+   * Fills `out` with the same values as `out.length` nextGaussian() calls, about twice as fast: the state
+   * stays in locals for the whole loop (a 512² image draws 16K values per LCM step).
+   */
+  fillGaussian(out: Float32Array): void {
+    const n = out.length;
+    let i = 0;
+    if (this.spare !== null && n > 0) {
+      out[i++] = this.spare;
+      this.spare = null;
+    }
+    let { a, b, c, d } = this;
+    const draw = (): number => {
+      const result = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+      const t = b << 9;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 11);
+      return result;
+    };
+    while (i < n) {
+      const u1 = ((draw() >>> 5) * 67108864 + (draw() >>> 6) + 1) / 9007199254740992;
+      const u2 = ((draw() >>> 5) * 67108864 + (draw() >>> 6) + 1) / 9007199254740992;
+      const r = Math.sqrt(-2 * Math.log(u1));
+      const theta = 2 * Math.PI * u2;
+      out[i++] = r * Math.cos(theta);
+      if (i < n) out[i++] = r * Math.sin(theta);
+      else this.spare = r * Math.sin(theta);
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
   }
 }
 

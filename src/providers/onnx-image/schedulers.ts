@@ -64,7 +64,8 @@ export function alphasCumprodFor(config: SchedulerConfig): Float64Array {
 
 /** Where multistep LCM draws its re-noising samples (SeededRandom in production). */
 export interface GaussianSource {
-  nextGaussian(): number;
+  /** Writes the next `out.length` standard normal samples into `out`. */
+  fillGaussian(out: Float32Array): void;
 }
 
 export interface StepResult {
@@ -197,7 +198,8 @@ export class LcmScheduler implements DiffusionScheduler {
     const a = Math.sqrt(alphaPrev);
     const b = Math.sqrt(1 - alphaPrev);
     const prevSample = out?.prevSample ?? new Float32Array(sample.length);
-    for (let i = 0; i < sample.length; i++) prevSample[i] = a * denoised[i]! + b * rng.nextGaussian();
+    rng.fillGaussian(prevSample);
+    for (let i = 0; i < sample.length; i++) prevSample[i] = a * denoised[i]! + b * prevSample[i]!;
     return { prevSample, denoised };
   }
 }

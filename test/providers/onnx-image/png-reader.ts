@@ -1,4 +1,4 @@
-// zlib's CRC-32, not the encoder's own: a wrong table or seed in src/ must not pass its own check.
+// zlib's CRC-32 over each chunk's type and data, as PNG defines it: a chunk built over the wrong bytes fails here.
 import { crc32, inflateSync } from 'node:zlib';
 
 export interface DecodedPng {

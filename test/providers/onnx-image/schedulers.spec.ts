@@ -32,7 +32,7 @@ const AC = {
 };
 const SIGMA = { 0: 0.029167158151720367, 666: 2.9183071154268285, 751: 4.116696479276066, 999: 14.614641229333646 };
 
-const fixedNoise = (value: number) => ({ nextGaussian: () => value });
+const fixedNoise = (value: number) => ({ fillGaussian: (out: Float32Array) => void out.fill(value) });
 
 describe('noise schedule', () => {
   it('scaled_linear betas run from beta_start to beta_end, linear in sqrt(beta)', () => {
