@@ -20,7 +20,7 @@ import {
   type PipelineInfo,
   type PipelineIo,
 } from './pipeline-io.js';
-import { FrameEncoder, UpFilteredScanlines, type EncodedImages, type Frame } from './png.js';
+import { FrameEncoder, ScanlineBuffers, UpFilteredScanlines, type EncodedImages, type Frame } from './png.js';
 import { SeededRandom } from './prng.js';
 import { createScheduler, guidanceScaleEmbedding, type SchedulerConfig, type SchedulerKind } from './schedulers.js';
 
@@ -139,6 +139,8 @@ export interface LoadOptions {
 type OrtNamespaceSessionOptions = Parameters<Ort['InferenceSession']['create']>[1];
 
 export class DiffusionPipeline {
+  private readonly scanlineBuffers = new ScanlineBuffers();
+
   private constructor(
     private readonly ort: Ort,
     readonly root: string,
@@ -215,7 +217,7 @@ export class DiffusionPipeline {
         : null;
     const predictNoise = this.noisePredictor(cond, uncond, wEmbedding, params.guidanceScale, latentH, latentW, timings);
 
-    const encoder = new FrameEncoder();
+    const encoder = new FrameEncoder(this.scanlineBuffers);
     const latentSize = info.latentChannels * latentH * latentW;
     for (let image = 0; image < params.n; image++) {
       signal.throwIfAborted();
@@ -397,7 +399,7 @@ export class DiffusionPipeline {
     if (data.length < 3 * plane) {
       throw new Error(`vae_decoder returned ${data.length} values for shape [${tensor.dims.join(',')}]`);
     }
-    const frame = vaeFrame(data, width, height);
+    const frame = vaeFrame(data, width, height, this.scanlineBuffers);
     timings.postprocessSeconds += (performance.now() - t0) / 1000;
     return frame;
   }
@@ -407,9 +409,9 @@ export class DiffusionPipeline {
  * The VAE's planar RGB output ([3, H, W] floats in -1..1) as PNG scanlines, converted and filtered row by row
  * in one pass.
  */
-export function vaeFrame(data: Float32Array, width: number, height: number): Frame {
+export function vaeFrame(data: Float32Array, width: number, height: number, buffers?: ScanlineBuffers): Frame {
   const plane = width * height;
-  const frame = new UpFilteredScanlines(width, height, 3);
+  const frame = new UpFilteredScanlines(width, height, 3, buffers);
   // Two row buffers in turn: the row pushed last is the next one's "up" (see UpFilteredScanlines.push).
   let row = new Uint8Array(frame.stride);
   let spare = new Uint8Array(frame.stride);

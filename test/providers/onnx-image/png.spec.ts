@@ -1,4 +1,9 @@
-import { encodePng, encodeScanlinesAsync, UpFilteredScanlines } from '../../../src/providers/onnx-image/png.js';
+import {
+  encodePng,
+  encodeScanlinesAsync,
+  ScanlineBuffers,
+  UpFilteredScanlines,
+} from '../../../src/providers/onnx-image/png.js';
 import { SeededRandom } from '../../../src/providers/onnx-image/prng.js';
 import { readPng } from './png-reader.js';
 
@@ -62,6 +67,22 @@ describe('PNG encoder', () => {
     const png = await encodeScanlinesAsync(scanlines);
     expect(png.equals(encodePng(pixels, width, height))).toBe(true);
     expect(Buffer.from(readPng(png).pixels).equals(Buffer.from(pixels))).toBe(true);
+  });
+
+  it('a scanline buffer given back is lent again, and its old bytes never reach the next file', async () => {
+    const buffers = new ScanlineBuffers();
+    const rows = (fill: number) => {
+      const scanlines = new UpFilteredScanlines(3, 2, 3, buffers);
+      scanlines.push(new Uint8Array(9).fill(fill));
+      scanlines.push(new Uint8Array(9).fill(fill + 1));
+      return scanlines;
+    };
+    const first = rows(200);
+    buffers.give(first.bytes);
+    const second = rows(7);
+    expect(second.bytes).toBe(first.bytes);
+    const pixels = Uint8Array.from([...new Array<number>(9).fill(7), ...new Array<number>(9).fill(8)]);
+    expect((await encodeScanlinesAsync(second)).equals(encodePng(pixels, 3, 2))).toBe(true);
   });
 
   it('refuses a row of the wrong length, a row too many, and a file with rows missing', async () => {
