@@ -142,6 +142,7 @@ export async function runLlmParallelBench(): Promise<string> {
   const direct: number[] = [];
   let reuse: number[] = [];
   let noReuse: number[] = [];
+  let binary = 'prebuilt';
   try {
     for (const side of sides) await concurrent(side.url, side.model, 2, -1, side.extra); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
@@ -168,6 +169,7 @@ export async function runLlmParallelBench(): Promise<string> {
   } finally {
     await server?.stop();
     await bench.stop();
+    binary = (runtime.peek()?.buildType ?? 'prebuilt') === 'localBuild' ? 'built on this machine' : 'prebuilt';
     await runtime.dispose();
   }
 
@@ -189,7 +191,8 @@ export async function runLlmParallelBench(): Promise<string> {
   const directTps = median(direct);
   return [
     `### Parallel in-process LLM (${BENCH.name} F16, ${threads} thread(s), ${CONTEXT_PER_SEQUENCE} tokens per sequence, ` +
-      `${MAX_TOKENS} tokens per request greedy, streamed /v1/completions, median of ${ROUNDS} interleaved rounds)`,
+      `${MAX_TOKENS} tokens per request greedy, streamed /v1/completions, median of ${ROUNDS} interleaved rounds; ` +
+      `node-llama-cpp binary: ${binary})`,
     '',
     ...notes,
     ...(notes.length ? [''] : []),

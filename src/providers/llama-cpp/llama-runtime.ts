@@ -83,7 +83,8 @@ export class LlamaRuntime {
       logger: (level, message) => this.log(level, message),
     });
     this.logger.log(
-      `node-llama-cpp ready in ${Date.now() - started} ms (gpu: ${String(llama.gpu)}, threads: ${this.threads})`,
+      `node-llama-cpp ready in ${Date.now() - started} ms (gpu: ${String(llama.gpu)}, threads: ${this.threads}, ` +
+        `binary: ${llama.buildType === 'localBuild' ? 'built on this machine' : 'prebuilt'})`,
     );
     return llama;
   }
