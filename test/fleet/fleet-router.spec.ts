@@ -7,8 +7,9 @@ import { backendConfig } from '../../src/config/config-defaults.js';
 import { FleetRouterService } from '../../src/fleet/fleet-router.service.js';
 import { FleetViewService } from '../../src/fleet/fleet-view.service.js';
 import type { Lease } from '../../src/models/model-lifecycle.service.js';
-import type { ModelProvider, Observation } from '../../src/providers/model-provider.js';
+import type { Observation } from '../../src/providers/model-provider.js';
 import { configFrom } from '../support/config.js';
+import { controlledPeer } from '../support/controlled-peer.js';
 import { ControllableProvider } from '../support/controllable-provider.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { buildModelCore, type ModelCore } from '../support/model-core.js';
@@ -17,35 +18,6 @@ interface PeerModel {
   id: string;
   state: 'loaded' | 'unloaded';
   inFlight?: number;
-}
-
-/** A peer node whose probes the test answers (the shape ModelplaneProvider.observe gives the store). */
-function controlledPeer(name: string, ids: string[]): ModelProvider & { answer(o: Observation): void } {
-  const waiting: ((o: Observation) => void)[] = [];
-  const answers: Observation[] = [];
-  return {
-    kind: 'modelplane' as const,
-    backendName: name,
-    url: `http://${name}.invalid:8080`,
-    capabilities: { canObserveLoadState: true, canUnload: true, canLoad: true, remote: true },
-    init: async () => undefined,
-    descriptors: () =>
-      ids.map((id) => ({ id, upstreamName: id, purpose: 'chat', expectedSizeBytes: null, details: {} })),
-    observe: () =>
-      new Promise<Observation>((resolve) => {
-        const ready = answers.shift();
-        if (ready) resolve(ready);
-        else waiting.push(resolve);
-      }),
-    load: async () => undefined,
-    unload: async () => ({ wasLoaded: false, expectedFreedBytes: null }),
-    dispose: async () => undefined,
-    answer: (o: Observation) => {
-      const waiter = waiting.shift();
-      if (waiter) waiter(o);
-      else answers.push(o);
-    },
-  };
 }
 
 /** What a reachable peer's probe gives: its catalog states and its own loaded entries with their in_flight. */

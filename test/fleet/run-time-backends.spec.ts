@@ -4,44 +4,11 @@
  */
 import { Readiness } from '../../src/backend-state/readiness.js';
 import { backendConfig } from '../../src/config/config-defaults.js';
-import type { ModelProvider, Observation } from '../../src/providers/model-provider.js';
+import type { Observation } from '../../src/providers/model-provider.js';
 import { configFrom } from '../support/config.js';
+import { controlledPeer } from '../support/controlled-peer.js';
 import { FakeClock } from '../support/fake-clock.js';
 import { buildModelCore } from '../support/model-core.js';
-
-/** A remote provider whose probes the test answers, one by one. */
-function controlledPeer(name: string): ModelProvider & { answer(o: Observation): void; disposed: boolean } {
-  const waiting: ((o: Observation) => void)[] = [];
-  const answers: Observation[] = [];
-  const peer = {
-    kind: 'modelplane' as const,
-    backendName: name,
-    url: `http://${name}.invalid:8080`,
-    capabilities: { canObserveLoadState: true, canUnload: true, canLoad: true, remote: true },
-    disposed: false,
-    init: async () => undefined,
-    descriptors: () => [
-      { id: `${name}-model`, upstreamName: `${name}-model`, purpose: 'chat', expectedSizeBytes: null, details: {} },
-    ],
-    observe: () =>
-      new Promise<Observation>((resolve) => {
-        const ready = answers.shift();
-        if (ready) resolve(ready);
-        else waiting.push(resolve);
-      }),
-    load: async () => undefined,
-    unload: async () => ({ wasLoaded: false, expectedFreedBytes: null }),
-    dispose: async () => {
-      peer.disposed = true;
-    },
-    answer: (o: Observation) => {
-      const waiter = waiting.shift();
-      if (waiter) waiter(o);
-      else answers.push(o);
-    },
-  };
-  return peer;
-}
 
 const loaded = (id: string): Observation => ({
   reachable: true,
