@@ -170,34 +170,31 @@ export async function runProxyBench(): Promise<string> {
     const directWhole = JSON.stringify({ ...base, model: 'tiny-chat.gguf' });
     const ourWhole = JSON.stringify({ ...base, model: 'chat' });
 
-    await pairs(
-      WARMUP,
+    // Warm up, then RUNS interleaved pairs while modelplane's CPU time is counted.
+    const measured = async (direct: () => Promise<Timing>, ours: () => Promise<Timing>) => {
+      await pairs(WARMUP, direct, ours);
+      let timings: [Timing[], Timing[]] = [[], []];
+      const cpu = await cpuPerRequest(pid, RUNS, async () => {
+        timings = await pairs(RUNS, direct, ours);
+      });
+      return { direct: timings[0], ours: timings[1], cpu };
+    };
+    const {
+      direct: sd,
+      ours: st,
+      cpu: cpuStreamed,
+    } = await measured(
       () => streamed(directUrl, directStream),
       () => streamed(ourUrl, ourStream),
     );
-    let sd: Timing[] = [];
-    let st: Timing[] = [];
-    const cpuStreamed = await cpuPerRequest(pid, RUNS, async () => {
-      [sd, st] = await pairs(
-        RUNS,
-        () => streamed(directUrl, directStream),
-        () => streamed(ourUrl, ourStream),
-      );
-    });
-    await pairs(
-      WARMUP,
+    const {
+      direct: wd,
+      ours: wt,
+      cpu: cpuWhole,
+    } = await measured(
       () => whole(directUrl, directWhole),
       () => whole(ourUrl, ourWhole),
     );
-    let wd: Timing[] = [];
-    let wt: Timing[] = [];
-    const cpuWhole = await cpuPerRequest(pid, RUNS, async () => {
-      [wd, wt] = await pairs(
-        RUNS,
-        () => whole(directUrl, directWhole),
-        () => whole(ourUrl, ourWhole),
-      );
-    });
     for (const t of [...sd, ...st, ...wd, ...wt]) {
       if (t.tokens !== TOKENS) throw new Error(`expected ${TOKENS} tokens, got ${t.tokens}`);
     }
