@@ -1,4 +1,5 @@
 /** Small helpers shared by the benchmarks: percentiles and a markdown table printer. */
+import { loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -167,4 +168,11 @@ export async function streamCompletion(
     totalMs: performance.now() - started,
     firstTokenMs: (first ?? started) - started,
   };
+}
+
+/** The machine's 1, 5 and 15 minute load averages, for a benchmark's closing line (a busy machine skews figures). */
+export function loadAverageNote(): string {
+  return `Load average at the end: ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}.`;
 }

@@ -20,7 +20,7 @@ import { Agent, request } from 'undici';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { LLAMA_SERVER_BIN, type Peer, startLlamaServer } from '../peers/support/llama-server-peer.js';
 import { type ServerProcess, startModelplane } from './app-runner.js';
-import { fixed, median, percentile, table } from './bench-util.js';
+import { fixed, loadAverageNote, median, percentile, table } from './bench-util.js';
 
 const TOKENS = 64;
 const WARMUP = 30;
@@ -256,7 +256,7 @@ export async function runProxyBench(): Promise<string> {
         ],
       ),
       '',
-      `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
+      loadAverageNote(),
     ].join('\n');
   } finally {
     await app?.stop();

@@ -10,14 +10,13 @@
  * modelplane runs as its own process (the compiled main), so this process's client and polling do not share its
  * event loop. The binary comes from LLAMA_SERVER_BIN (nothing downloaded); the model is the generated tiny chat.
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { ensureLlmTestModels } from '../support/llm-test-models.js';
 import { freePort, LLAMA_SERVER_BIN, type Peer, startLlamaServer } from '../peers/support/llama-server-peer.js';
 import { type ServerProcess, startModelplane } from './app-runner.js';
-import { fixed, median, table } from './bench-util.js';
+import { fixed, loadAverageNote, median, table } from './bench-util.js';
 
 const CYCLES = Number(process.env.RESTART_BENCH_CYCLES ?? 5);
 const CHAT_EVERY_MS = 50;
@@ -271,7 +270,7 @@ export async function runRestartBench(): Promise<string> {
         `Between the server's /health 200 and the first 200: ${describeCounts(merge(cycles.map((c) => c.beforeUp)))}. ` +
         `Every \`503 backend_unavailable\` carried Retry-After: ${cycles.every((c) => c.retryAfter) ? 'yes' : 'NO'}.`,
       '',
-      `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
+      loadAverageNote(),
     ].join('\n');
   } finally {
     await client?.stop();
