@@ -175,8 +175,8 @@ function checkSize(width: number, height: number): void {
   }
 }
 
+/** IHDR of a size UpFilteredScanlines has already checked (every encoder builds one first). */
 function header(width: number, height: number, channels: 3 | 4): Buffer {
-  checkSize(width, height);
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
